@@ -1,0 +1,85 @@
+//! The finite state machine: one typed [`Command`] per kind of write, applied to the
+//! [`Store`] by a small function each. User mistakes (a failed CAS, an unknown session) come
+//! back inside the [`Response`]; they are never Raft errors. `apply` is deterministic: the
+//! only wall-clock input is `now`, used for lock-delay, which is local state as in Consul.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::Store;
+use crate::state::catalog::{DeregisterRequest, RegisterRequest, deregister, register};
+use crate::state::kv::{KvOp, kv_apply};
+use crate::state::session::{session_create, session_destroy};
+use crate::state::txn::{TxnOp, TxnOutcome, txn_apply};
+use crate::state::types::Session;
+
+/// A replicated write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A single-key KV write (`PUT`/`DELETE /v1/kv`).
+    Kv(KvOp),
+    /// An atomic transaction.
+    Txn(Vec<TxnOp>),
+    /// Catalog registration.
+    Register(Box<RegisterRequest>),
+    /// Catalog deregistration.
+    Deregister(DeregisterRequest),
+    /// A new session (its ID is chosen before the entry is proposed).
+    SessionCreate(Session),
+    /// Session invalidation (destroy, TTL expiry).
+    SessionDestroy(String),
+    /// Tombstone GC: drop tombstones at or below the index.
+    TombstoneReap(u64),
+    /// Several client writes committed as one Raft entry (group commit).
+    Batch(Vec<Command>),
+}
+
+/// The result of applying a [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Nothing to report (blank and membership entries, reaps).
+    None,
+    /// `true`/`false` for KV writes and session destroy.
+    Bool(bool),
+    /// A user error (invalid session, missing node, ...), reported as HTTP 500 like Consul.
+    Error(String),
+    /// A transaction's results or errors.
+    Txn(TxnOutcome),
+    /// One response per command of a [`Command::Batch`].
+    Batch(Vec<Response>),
+}
+
+/// Applies `cmd` at Raft index `idx`.
+pub fn apply(st: &mut Store, idx: u64, cmd: &Command, now: Instant) -> Response {
+    match cmd {
+        Command::Kv(op) => match kv_apply(st, idx, op) {
+            Ok(out) => Response::Bool(out.ok),
+            Err(e) => Response::Error(e),
+        },
+        Command::Txn(ops) => Response::Txn(txn_apply(st, idx, ops, now)),
+        Command::Register(req) => atomic(st, |st| register(st, idx, req, now)),
+        Command::Deregister(req) => atomic(st, |st| deregister(st, idx, req, now)),
+        Command::SessionCreate(s) => atomic(st, |st| session_create(st, idx, s)),
+        Command::SessionDestroy(id) => Response::Bool(session_destroy(st, idx, id, now)),
+        Command::TombstoneReap(upto) => {
+            st.reap_tombstones(*upto);
+            Response::None
+        }
+        Command::Batch(cmds) => Response::Batch(cmds.iter().map(|c| apply(st, idx, c, now)).collect()),
+    }
+}
+
+fn atomic(st: &mut Store, f: impl FnOnce(&mut Store) -> Result<(), String>) -> Response {
+    st.begin();
+    match f(st) {
+        Ok(()) => {
+            st.commit();
+            Response::Bool(true)
+        }
+        Err(e) => {
+            st.rollback();
+            Response::Error(e)
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The HTTP API: Consul's `/v1` routes, JSON shapes, headers and error texts.
+//!
+//! Each handler parses Consul's query parameters ([`query::Params`]) and body
+//! ([`decode::Obj`]), then calls [`crate::server::Server::write`] (through Raft) or
+//! [`crate::server::Server::query`] (a possibly blocking read), and answers through
+//! [`query::json`]. Errors become status codes and texts in one place, [`error`].
+
+pub mod agent;
+pub mod catalog;
+pub mod decode;
+pub mod error;
+pub mod health;
+pub mod kv;
+pub mod query;
+pub mod session;
+pub mod status;
+pub mod txn;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, OriginalUri};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::server::Server;
+use error::ApiError;
+
+/// Agent facts the HTTP layer reports (`/v1/agent/self`, members).
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    pub node_name: String,
+    pub node_id: String,
+    pub datacenter: String,
+    pub primary_datacenter: String,
+    pub address: String,
+    pub serf_lan_port: u16,
+    pub server: bool,
+    pub domain: String,
+    pub kv_max_value_size: u64,
+    pub txn_max_req_len: u64,
+    pub session_ttl_min: Duration,
+}
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    pub server: Server,
+    pub agent: Arc<AgentInfo>,
+    /// Cancelled by `PUT /v1/agent/leave`; the agent then shuts down.
+    pub leave: CancellationToken,
+}
+
+/// Body size limit for endpoints without a configured one.
+const DEFAULT_BODY_LIMIT: usize = 8 << 20;
+
+/// Reads a request body of at most `limit` bytes; `None` when it is larger.
+pub async fn read_body(body: Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
+    match axum::body::to_bytes(body, limit.saturating_add(1)).await {
+        Ok(b) if b.len() > limit => Ok(None),
+        Ok(b) => Ok(Some(b)),
+        Err(e) => {
+            let msg = e.to_string();
+            if msg.contains("length limit") {
+                Ok(None)
+            } else {
+                Err(ApiError::bad_request(format!("failed to read request body: {msg}")))
+            }
+        }
+    }
+}
+
+/// Reads a body under the default limit, answering 413 when it is larger.
+pub async fn read_default_body(body: Body) -> Result<Bytes, ApiError> {
+    read_body(body, DEFAULT_BODY_LIMIT).await?.ok_or_else(|| {
+        ApiError::too_large(format!("Request body too large, max size: {DEFAULT_BODY_LIMIT} bytes"))
+    })
+}
+
+async fn unknown(method: Method, OriginalUri(uri): OriginalUri) -> Response {
+    ApiError::not_found(format!(
+        "Invalid URL path: not a recognized HTTP API endpoint: {method} {}",
+        uri.path()
+    ))
+    .into_response()
+}
+
+async fn not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Response {
+    ApiError::method_not_allowed(method.as_str(), uri.path()).into_response()
+}
+
+/// All routes.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .merge(kv::routes())
+        .merge(txn::routes())
+        .merge(catalog::routes())
+        .merge(health::routes())
+        .merge(session::routes())
+        .merge(status::routes())
+        .merge(agent::routes())
+        .fallback(unknown)
+        .method_not_allowed_fallback(not_allowed)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,3 @@
+//! `sekisho-wan`: I/O-free federation logic (datacenter router, coordinates, replication
+//! cursor, gateway routing table). Filled in by the federation issue.
+#![warn(missing_docs)]
