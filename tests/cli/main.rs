@@ -1,0 +1,9 @@
+//! CLI tests: each one spawns the built `sekisho` binary, against an in-process
+//! [`TestAgent`](sekisho::testing::TestAgent) (port 0) when it needs an agent, and checks
+//! exit codes and Consul's output texts.
+
+mod agent;
+mod catalog;
+mod kv;
+mod support;
+mod usage;
