@@ -52,6 +52,7 @@ async fn wrong_method_is_405() {
     let (agent, api) = start().await;
     for (method, path) in [
         (Method::POST, "/v1/status/leader"),
+        (Method::POST, "/v1/kv/x"),
         (Method::DELETE, "/v1/catalog/nodes"),
         (Method::GET, "/v1/catalog/register"),
         (Method::GET, "/v1/session/create"),

@@ -32,6 +32,11 @@ async fn create_accepts_lowercase_keys_and_info_has_consul_shape() {
     assert_eq!(s2["Behavior"], "release");
     assert_eq!(s2["LockDelay"], json!(15_000_000_000u64));
     assert_eq!(s2["TTL"], "");
+    // A bare number is seconds below 1000 and nanoseconds above, as in Consul.
+    let secs = api.session(&json!({"LockDelay": 15})).await;
+    assert_eq!(api.session_info(&secs).await[0]["LockDelay"], json!(15_000_000_000u64));
+    let nanos = api.session(&json!({"LockDelay": 2_000_000_000u64})).await;
+    assert_eq!(api.session_info(&nanos).await[0]["LockDelay"], json!(2_000_000_000u64));
     // An empty body works too.
     let r = api.put("/v1/session/create", "").await.ok_json();
     assert!(r["ID"].as_str().is_some_and(|s| s.len() == 36), "{r}");
@@ -269,5 +274,16 @@ async fn critical_service_check_invalidates_a_session_linked_by_service_checks()
     assert!(api.acquire("svc/lock", &sid, "v").await);
     api.register(&reg("critical")).await;
     assert_gone_and_released(&api, &sid, "svc/lock").await;
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_release_starts_no_lock_delay() {
+    let (agent, api) = start().await;
+    let s1 = api.session(&json!({"LockDelay": "15s"})).await;
+    let s2 = api.session(&json!({"LockDelay": "15s"})).await;
+    assert!(api.acquire("rel", &s1, "1").await);
+    assert_eq!(api.put(&format!("/v1/kv/rel?release={s1}"), "1").await.ok_json(), json!(true));
+    assert!(api.acquire("rel", &s2, "2").await, "lock-delay only follows invalidation");
     agent.shutdown().await;
 }

@@ -93,15 +93,31 @@ impl Api {
             req = req.header(*k, *v);
         }
         let req = req.body(Full::new(body.into())).expect("valid request");
+        self.send(req).await.unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Sends `PUT path` with `body`, returning transport errors instead of panicking (a
+    /// server may answer and close before it has read a large body).
+    pub(crate) async fn try_put(&self, path: &str, body: impl Into<Bytes>) -> Result<Resp, String> {
+        let req = Request::builder()
+            .method(Method::PUT)
+            .uri(format!("{}{path}", self.base))
+            .body(Full::new(body.into()))
+            .expect("valid request");
+        self.send(req).await
+    }
+
+    async fn send(&self, req: Request<Full<Bytes>>) -> Result<Resp, String> {
+        let what = format!("{} {}", req.method(), req.uri());
         let fut = async {
-            let resp = self.client.request(req).await.expect("request sent");
+            let resp = self.client.request(req).await.map_err(|e| format!("request failed: {e:?}"))?;
             let (parts, body) = resp.into_parts();
-            let body = body.collect().await.expect("body read").to_bytes();
-            Resp { status: parts.status, headers: parts.headers, body }
+            let body = body.collect().await.map_err(|e| format!("body read failed: {e:?}"))?.to_bytes();
+            Ok(Resp { status: parts.status, headers: parts.headers, body })
         };
         tokio::time::timeout(REQUEST_DEADLINE, fut)
             .await
-            .unwrap_or_else(|_| panic!("{method} {path} took longer than {REQUEST_DEADLINE:?}"))
+            .unwrap_or_else(|_| panic!("{what} took longer than {REQUEST_DEADLINE:?}"))
     }
 
     pub(crate) async fn get(&self, path: &str) -> Resp {
