@@ -37,7 +37,8 @@ fn pct(lat: &[Duration], p: f64) -> f64 {
 
 async fn one(c: &HttpClient, put: bool, base: &str, k: usize, value: &Bytes) -> bool {
     let (method, body) = if put { ("PUT", value.clone()) } else { ("GET", Bytes::new()) };
-    let Ok(req) = hyper::Request::builder().method(method).uri(format!("{base}/v1/kv/bench/{k}")).body(Full::new(body))
+    let Ok(req) =
+        hyper::Request::builder().method(method).uri(format!("{base}/v1/kv/bench/{k}")).body(Full::new(body))
     else {
         return false;
     };

@@ -19,7 +19,10 @@ async fn main() -> anyhow::Result<()> {
     });
     client.kv_put("greeting", b"hello".to_vec(), None, None).await?;
     let entry = client.kv_get("greeting").await?;
-    println!("greeting = {:?}", entry.and_then(|e| e.value).map(|v| String::from_utf8_lossy(&v).into_owned()));
+    println!(
+        "greeting = {:?}",
+        entry.and_then(|e| e.value).map(|v| String::from_utf8_lossy(&v).into_owned())
+    );
     agent.shutdown().await;
     Ok(())
 }

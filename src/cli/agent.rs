@@ -137,10 +137,7 @@ pub(crate) fn main(args: AgentArgs) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => super::report(&e),
     }
 }
 

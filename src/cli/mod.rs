@@ -134,8 +134,24 @@ fn report(err: &anyhow::Error) -> ExitCode {
     if broken_pipe {
         return ExitCode::SUCCESS;
     }
-    eprintln!("Error: {err:#}");
+    eprintln!("Error: {}", error_chain(err));
     ExitCode::FAILURE
+}
+
+/// `outer: cause: cause`, skipping a cause whose text the previous message already ends
+/// with (errors that both print and expose their source).
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let message = cause.to_string();
+        if text.is_empty() {
+            text = message;
+        } else if !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -143,6 +159,18 @@ mod tests {
     use clap::CommandFactory as _;
 
     use super::*;
+
+    #[test]
+    fn error_chain_skips_causes_already_printed() {
+        let io = std::io::Error::other("Address already in use");
+        #[derive(Debug, thiserror::Error)]
+        #[error("bind failed: {0}")]
+        struct Bind(#[source] std::io::Error);
+        let err = anyhow::Error::new(Bind(io)).context("starting the agent");
+        assert_eq!(error_chain(&err), "starting the agent: bind failed: Address already in use");
+        let err = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_chain(&err), "outer: inner");
+    }
 
     #[test]
     fn clap_definition_is_consistent() {

@@ -211,17 +211,41 @@ fn to_values<T: serde::Serialize>(items: &[T]) -> Vec<Value> {
 
 async fn nodes(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    catalog_list(&st, &p, |s| to_values(&s.nodes.values().collect::<Vec<_>>())).await
+    let meta = p.node_meta();
+    catalog_list(&st, &p, |s| to_values(&s.nodes.values().filter(|n| n.has_meta(&meta)).collect::<Vec<_>>()))
+        .await
+}
+
+/// Every instance as a flattened `ServiceNode`, on nodes matching `node-meta`.
+fn all_service_nodes(s: &crate::state::Store, meta: &[(String, String)]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (node, m) in &s.services {
+        let Some(n) = s.nodes.get(node).filter(|n| n.has_meta(meta)) else { continue };
+        out.extend(m.values().map(|svc| service_node(n, svc)));
+    }
+    out
 }
 
 async fn list_services(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
+    let filt = p.filter()?;
+    let meta = p.node_meta();
     let (svcs, meta) = st
         .server
         .query(&opts, &Table::CATALOG, |s| {
             let i = catalog_index(s);
-            (services(s), i, i)
+            if filt.is_none() && meta.is_empty() {
+                return (services(s), i, i);
+            }
+            // Filters apply to the instances (ServiceNode), then the names and tags are gathered.
+            let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+            for sn in filter::apply(filt.as_ref(), all_service_nodes(s, &meta)) {
+                let name = sn["ServiceName"].as_str().unwrap_or_default().to_string();
+                let tags = sn["ServiceTags"].as_array().cloned().unwrap_or_default();
+                out.entry(name).or_default().extend(tags.iter().filter_map(|t| t.as_str().map(String::from)));
+            }
+            (out, i, i)
         })
         .await?;
     json(&p, StatusCode::OK, Some(&meta), &svcs)
@@ -243,8 +267,13 @@ pub(super) fn service_node(n: &Node, s: &Service) -> Value {
 async fn service(State(st): State<HttpState>, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let tags = p.all("tag");
+    let meta = p.node_meta();
     catalog_list(&st, &p, |s| {
-        service_nodes(s, &name, &tags).iter().map(|(n, sv)| service_node(n, sv)).collect()
+        service_nodes(s, &name, &tags)
+            .iter()
+            .filter(|(n, _)| n.has_meta(&meta))
+            .map(|(n, sv)| service_node(n, sv))
+            .collect()
     })
     .await
 }
@@ -252,12 +281,20 @@ async fn service(State(st): State<HttpState>, Path(name): Path<String>, RawQuery
 async fn node(State(st): State<HttpState>, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
+    let filt = p.filter()?;
     let (v, meta) = st
         .server
         .query(&opts, &Table::CATALOG, |s| {
             let i = catalog_index(s);
             let v = s.nodes.get(&name).map(|n| {
-                let svcs = s.services.get(&name).cloned().unwrap_or_default();
+                let svcs: serde_json::Map<String, Value> = s
+                    .services
+                    .get(&name)
+                    .into_iter()
+                    .flatten()
+                    .map(|(id, svc)| (id.clone(), serde_json::to_value(svc).unwrap_or_default()))
+                    .filter(|(_, v)| filt.as_ref().is_none_or(|f| f.matches(v)))
+                    .collect();
                 j!({"Node": n, "Services": svcs})
             });
             (v.unwrap_or(Value::Null), i, i)

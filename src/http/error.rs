@@ -56,7 +56,12 @@ impl From<server::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let close = self.status == StatusCode::PAYLOAD_TOO_LARGE;
         let mut r = (self.status, self.message).into_response();
+        if close {
+            // The rest of the body may be unread: tell the client this connection is done.
+            r.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        }
         r.headers_mut()
             .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
         r

@@ -64,9 +64,11 @@ async fn service(State(st): State<HttpState>, Path(svc): Path<String>, RawQuery(
     let p = Params::parse(q.as_deref());
     let tags = p.all("tag");
     let passing = p.flag("passing");
+    let meta = p.node_meta();
     list(&st, &p, |s| {
         check_service_nodes(s, &svc, &tags, passing)
             .into_iter()
+            .filter(|(n, _, _)| n.has_meta(&meta))
             .map(|(n, sv, cs)| j!({"Node": n, "Service": sv, "Checks": cs}))
             .collect()
     })

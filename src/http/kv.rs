@@ -103,7 +103,8 @@ async fn kv_put(State(st): State<HttpState>, key: String, RawQuery(q): RawQuery,
         return Err(ApiError::too_large(format!("Value exceeds {limit} byte limit")));
     };
     let mut op = KvOp::new(KvVerb::Set, key);
-    op.value = Some(value.to_vec());
+    // Consul stores an empty body as a nil value, answered as `"Value": null`.
+    op.value = (!value.is_empty()).then(|| value.to_vec());
     op.flags = parse_flags(&p)?;
     if let Some(cas) = p.u64("cas")? {
         op.verb = KvVerb::Cas;

@@ -93,6 +93,22 @@ async fn not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Response 
     ApiError::method_not_allowed(method.as_str(), uri.path()).into_response()
 }
 
+/// Requests for another datacenter need federation, which is not built yet: answer Consul's
+/// error instead of silently serving (or writing) the local datacenter.
+async fn check_dc(
+    axum::extract::State(st): axum::extract::State<HttpState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let p = query::Params::parse(req.uri().query());
+    match p.get("dc") {
+        Some(dc) if !dc.is_empty() && dc != st.agent.datacenter => {
+            ApiError::internal("No path to datacenter").into_response()
+        }
+        _ => next.run(req).await,
+    }
+}
+
 /// All routes.
 pub fn router(state: HttpState) -> Router {
     Router::new()
@@ -106,6 +122,7 @@ pub fn router(state: HttpState) -> Router {
         .fallback(unknown)
         .method_not_allowed_fallback(not_allowed)
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), check_dc))
         .with_state(state)
 }
 

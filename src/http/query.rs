@@ -88,6 +88,17 @@ impl Params {
         Ok(QueryOptions { min_index, wait: wait.min(MAX_WAIT), consistency })
     }
 
+    /// `node-meta=key:value` pairs (repeatable; a node must carry all of them).
+    pub fn node_meta(&self) -> Vec<(String, String)> {
+        self.all("node-meta")
+            .into_iter()
+            .map(|kv| match kv.split_once(':') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (kv, String::new()),
+            })
+            .collect()
+    }
+
     /// The compiled `filter`, if any.
     pub fn filter(&self) -> Result<Option<Filter>, ApiError> {
         match self.get("filter") {

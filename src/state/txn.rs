@@ -79,33 +79,41 @@ pub type TxnOutcome = Result<Vec<TxnResult>, Vec<TxnError>>;
 pub fn txn_apply(st: &mut Store, idx: u64, ops: &[TxnOp], now: Instant) -> TxnOutcome {
     st.begin();
     let mut results = Vec::new();
+    let mut errors = Vec::new();
     for (i, op) in ops.iter().enumerate() {
+        // Like Consul, keep going after a failure so that every failed operation is reported.
         match apply_one(st, idx, op, now) {
             Ok(r) => results.extend(r),
-            Err(what) => {
-                st.rollback();
-                return Err(vec![TxnError { op_index: i, what }]);
-            }
+            Err(what) => errors.push(TxnError { op_index: i, what }),
         }
     }
-    st.commit();
-    Ok(results)
+    if errors.is_empty() {
+        st.commit();
+        Ok(results)
+    } else {
+        st.rollback();
+        Err(errors)
+    }
 }
 
 /// Runs a read-only transaction.
 pub fn txn_read(st: &Store, ops: &[TxnOp]) -> TxnOutcome {
     let mut results = Vec::new();
+    let mut errors = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let r = match op {
-            TxnOp::Kv(kv) => kv_result(kv, kv_read(st, kv).ok, kv_read(st, kv).entries),
+            TxnOp::Kv(kv) => {
+                let out = kv_read(st, kv);
+                kv_result(kv, out.ok, out.entries)
+            }
             other => read_catalog(st, other),
         };
         match r {
             Ok(r) => results.extend(r),
-            Err(what) => return Err(vec![TxnError { op_index: i, what }]),
+            Err(what) => errors.push(TxnError { op_index: i, what }),
         }
     }
-    Ok(results)
+    if errors.is_empty() { Ok(results) } else { Err(errors) }
 }
 
 fn apply_one(st: &mut Store, idx: u64, op: &TxnOp, now: Instant) -> Result<Vec<TxnResult>, String> {

@@ -44,6 +44,13 @@ pub struct Node {
     pub modify_index: u64,
 }
 
+impl Node {
+    /// Whether the node's metadata carries every `(key, value)` pair (`?node-meta=`).
+    pub fn has_meta(&self, want: &[(String, String)]) -> bool {
+        want.iter().all(|(k, v)| self.meta.as_ref().and_then(|m| m.get(k)) == Some(v))
+    }
+}
+
 /// An address with a port (`ServiceAddress`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]

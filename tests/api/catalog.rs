@@ -202,7 +202,6 @@ async fn filters_on_nodes_and_service_instances() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: /v1/catalog/services ignores ?filter= (src/http/catalog.rs list_services never calls p.filter())"]
 async fn services_list_honours_filter() {
     let (agent, api) = start().await;
     two_web_nodes(&api).await;
@@ -233,7 +232,6 @@ async fn tags_with_equals_signs_and_idempotent_registration() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: /v1/catalog/node/:node ignores ?filter= (src/http/catalog.rs node() never calls p.filter())"]
 async fn node_services_honour_filter() {
     let (agent, api) = start().await;
     two_web_nodes(&api).await;
@@ -248,7 +246,6 @@ async fn node_services_honour_filter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: ?node-meta=key:value is ignored on catalog/health list endpoints (src/http/catalog.rs, src/http/health.rs never read it)"]
 async fn node_meta_parameter_filters_by_node_metadata() {
     let (agent, api) = start().await;
     two_web_nodes(&api).await;

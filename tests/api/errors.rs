@@ -115,7 +115,6 @@ async fn dc_parameter_for_the_local_datacenter_works() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: ?dc=<unknown> is ignored and served/written locally instead of 500 No path to datacenter (src/http/query.rs Params has no dc handling; only catalog register body checks it)"]
 async fn unknown_dc_parameter_is_rejected() {
     let (agent, api) = start().await;
     for (method, path) in [

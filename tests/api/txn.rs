@@ -264,7 +264,6 @@ async fn read_only_transactions_do_not_block() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: only the first failing op is reported; Consul's txnDispatch keeps going and lists every failure (src/state/txn.rs txn_apply/txn_read return on the first error)"]
 async fn every_failed_operation_is_reported() {
     let (agent, api) = start().await;
     api.kv_set("all/k", "v").await;
