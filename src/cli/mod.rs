@@ -8,7 +8,7 @@
 //!
 //! Exit codes: 0 success, 1 error (`Error: …` on stderr, causes included, or Consul's own
 //! `Error! …` texts), 2 usage error (clap). Every client command takes the common HTTP
-//! options of [`http::HttpArgs`]. Handlers have the shape
+//! options of `http::HttpArgs`. Handlers have the shape
 //! `async fn run(args, &Client, &mut Output) -> anyhow::Result<ExitCode>`.
 
 mod agent;
