@@ -137,6 +137,9 @@ impl Agent {
             server.shutdown().await;
             return Err(AgentError::NoLeader(wait));
         }
+        if !server.register_self().await {
+            tracing::warn!("could not register this server in the catalog yet; the leader loop retries");
+        }
         let leave = CancellationToken::new();
         let stop_http = CancellationToken::new();
         let tasks = TaskTracker::new();

@@ -73,7 +73,7 @@ pub(crate) fn self_registration(server: &Server) -> RegisterRequest {
     }
 }
 
-async fn register_self(server: &Server) -> bool {
+pub(super) async fn register_self(server: &Server) -> bool {
     let req = self_registration(server);
     match server.write(Command::Register(Box::new(req))).await {
         Ok(_) => true,

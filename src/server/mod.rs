@@ -193,6 +193,12 @@ impl Server {
         raft::wait_leader(&self.inner.raft, self.inner.node_id, timeout).await
     }
 
+    /// Registers this server in the catalog (node, `consul` service, `serfHealth`); the leader
+    /// loop keeps doing it after each election, the agent does it once before serving.
+    pub async fn register_self(&self) -> bool {
+        leader::register_self(self).await
+    }
+
     /// Commits a write through Raft (batched with concurrent writes) and returns its response.
     pub async fn write(&self, cmd: Command) -> Result<Response, Error> {
         if self.inner.shutdown.is_cancelled() {
