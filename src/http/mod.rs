@@ -58,20 +58,28 @@ pub struct HttpState {
 /// Body size limit for endpoints without a configured one.
 const DEFAULT_BODY_LIMIT: usize = 8 << 20;
 
-/// Reads a request body of at most `limit` bytes; `None` when it is larger.
+/// How much of an oversized body is read and discarded before answering 413, so that a client
+/// still writing its body sees the 413 instead of a broken pipe (Go's server lingers likewise).
+const DRAIN_CAP: usize = 64 << 20;
+
+/// Reads a request body of at most `limit` bytes; `None` when it is larger (the rest of the
+/// body, up to [`DRAIN_CAP`], is read and dropped).
 pub async fn read_body(body: Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
-    match axum::body::to_bytes(body, limit.saturating_add(1)).await {
-        Ok(b) if b.len() > limit => Ok(None),
-        Ok(b) => Ok(Some(b)),
-        Err(e) => {
-            let msg = e.to_string();
-            if msg.contains("length limit") {
-                Ok(None)
-            } else {
-                Err(ApiError::bad_request(format!("failed to read request body: {msg}")))
-            }
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("failed to read request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            buf.extend_from_slice(&data);
+        } else if seen > DRAIN_CAP {
+            break;
         }
     }
+    Ok((seen <= limit).then(|| Bytes::from(buf)))
 }
 
 /// Reads a body under the default limit, answering 413 when it is larger.
