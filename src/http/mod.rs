@@ -63,7 +63,7 @@ const DEFAULT_BODY_LIMIT: usize = 8 << 20;
 const DRAIN_CAP: usize = 64 << 20;
 
 /// Reads a request body of at most `limit` bytes; `None` when it is larger (the rest of the
-/// body, up to [`DRAIN_CAP`], is read and dropped).
+/// body, up to 64 MiB, is read and dropped).
 pub async fn read_body(body: Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
     use http_body_util::BodyExt;
     let mut body = body;
