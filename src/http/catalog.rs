@@ -53,15 +53,11 @@ pub(super) fn decode_node(o: &Obj<'_>) -> Result<Node, ApiError> {
 fn decode_tagged(o: &Obj<'_>) -> Result<Option<BTreeMap<String, ServiceAddress>>, ApiError> {
     let Some(t) = o.obj("TaggedAddresses")? else { return Ok(None) };
     let mut out = BTreeMap::new();
-    for (k, v) in t_entries(&t) {
+    for (k, v) in t.entries() {
         let a = Obj::new(v, "TaggedAddresses")?;
         out.insert(k.clone(), ServiceAddress { address: a.str("Address")?, port: a.port("Port")? });
     }
     Ok(Some(out))
-}
-
-fn t_entries<'a>(o: &Obj<'a>) -> Vec<(&'a String, &'a Value)> {
-    o.entries()
 }
 
 /// Decodes a service object (`Service`/`Name`, `ID`, `Tags`, `Port`, ...).
