@@ -21,17 +21,28 @@
 //! until the key's index moves past `N` or `wait` elapses.
 
 pub mod agent;
+pub mod checks;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dns;
+pub mod event;
+pub mod exec;
 pub mod filter;
 pub mod fsm;
+pub mod gossip;
 pub mod http;
+pub mod local;
+pub mod net;
 pub mod raft;
+pub mod rpc;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tls;
+pub mod watch;
 
 /// Sekisho's own version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -78,6 +78,12 @@ pub(crate) struct AgentArgs {
     /// DNS port (-1 disables, 0 picks a free port)
     #[arg(long = "dns-port", value_name = "PORT", allow_negative_numbers = true)]
     dns_port: Option<i64>,
+    /// LAN gossip port, UDP and TCP (0 picks a free port)
+    #[arg(long = "serf-lan-port", value_name = "PORT")]
+    serf_lan_port: Option<i64>,
+    /// Server RPC and Raft port (0 picks a free port)
+    #[arg(long = "server-port", value_name = "PORT")]
+    server_port: Option<i64>,
     /// Log level: trace, debug, info, warn or err
     #[arg(long = "log-level", value_name = "LEVEL")]
     log_level: Option<String>,
@@ -109,6 +115,8 @@ impl AgentArgs {
             advertise_addr: self.advertise,
             http_port: self.http_port,
             dns_port: self.dns_port,
+            server_port: self.server_port,
+            serf_lan_port: self.serf_lan_port,
             log_level: self.log_level,
             domain: self.domain,
             ui: self.ui,
@@ -119,7 +127,8 @@ impl AgentArgs {
 
 /// Runs the agent to completion; the process's exit code.
 pub(crate) fn main(args: AgentArgs) -> ExitCode {
-    let (cfg, warnings) = match config::load(&args.into_flags()) {
+    let flags = args.into_flags();
+    let (cfg, warnings) = match config::load(&flags) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -132,7 +141,7 @@ pub(crate) fn main(args: AgentArgs) -> ExitCode {
     init_tracing(&cfg.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
     let result = match runtime {
-        Ok(runtime) => runtime.block_on(run(cfg)),
+        Ok(runtime) => runtime.block_on(run(cfg, flags)),
         Err(e) => Err(anyhow::Error::new(e).context("starting the async runtime")),
     };
     match result {
@@ -141,24 +150,53 @@ pub(crate) fn main(args: AgentArgs) -> ExitCode {
     }
 }
 
-async fn run(cfg: RuntimeConfig) -> anyhow::Result<()> {
+async fn run(cfg: RuntimeConfig, flags: Flags) -> anyhow::Result<()> {
     let mut out = Output::stdio();
     out.line("==> Starting Sekisho agent...")?;
     out.flush()?;
     let banner = Banner::new(&cfg);
     let handle = Agent::start(cfg).await.context("starting the agent")?;
+    handle.set_config_source(std::sync::Arc::new(move || {
+        let (rt, _) = config::load(&flags).map_err(|e| e.to_string())?;
+        Ok(reloaded(rt))
+    }));
+    let mut banner = banner;
+    if let Some(dns) = handle.dns_addr() {
+        banner.dns = i64::from(dns.port());
+    }
     out.line(banner.render(handle.http_addr().port()))?;
     out.line("==> Sekisho agent running!")?;
     out.flush()?;
-    tokio::select! {
-        () = handle.stopped() => out.line("==> Sekisho agent stopped")?,
-        signal = shutdown_signal() => {
-            out.line(format!("==> Caught signal: {}", signal?))?;
-            out.line("==> Gracefully shutting down agent...")?;
+    let mut hangups = hangup_signals()?;
+    loop {
+        tokio::select! {
+            () = handle.stopped() => {
+                out.line("==> Sekisho agent stopped")?;
+                break;
+            }
+            signal = shutdown_signal() => {
+                out.line(format!("==> Caught signal: {}", signal?))?;
+                out.line("==> Gracefully shutting down agent...")?;
+                break;
+            }
+            Some(()) = hangups.recv() => {
+                out.line("==> Caught signal: hangup")?;
+                out.line("==> Reloading configuration...")?;
+                out.flush()?;
+                match handle.reload().await {
+                    Ok(()) => out.line("==> Configuration reloaded")?,
+                    Err(e) => out.line(format!("==> Failed to reload configs: {e}"))?,
+                }
+            }
         }
+        out.flush()?;
     }
     out.flush()?;
     shutdown(handle).await
+}
+
+fn reloaded(rt: RuntimeConfig) -> crate::agent::ReloadedConfig {
+    crate::agent::ReloadedConfig { services: rt.services, checks: rt.checks, watches: rt.watches }
 }
 
 /// Graceful shutdown; a second signal aborts it.
@@ -169,6 +207,26 @@ async fn shutdown(handle: AgentHandle) -> anyhow::Result<()> {
             anyhow::bail!("caught a second signal ({}) during shutdown; exiting now", signal?)
         }
     }
+}
+
+/// SIGHUP deliveries (never on other platforms).
+fn hangup_signals() -> anyhow::Result<tokio::sync::mpsc::Receiver<()>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if tx.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    Ok(rx)
 }
 
 /// Resolves on Ctrl-C (`interrupt`) or SIGTERM (`terminated`).
@@ -192,6 +250,7 @@ async fn shutdown_signal() -> anyhow::Result<&'static str> {
 /// Logs to stderr at the configured level. `RUST_LOG`, when set, wins.
 fn init_tracing(log_level: &str) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::prelude::*;
     let level = match log_level.to_ascii_lowercase().as_str() {
         "trace" => "trace",
         "debug" => "debug",
@@ -199,15 +258,17 @@ fn init_tracing(log_level: &str) {
         "err" | "error" => "error",
         _ => "info",
     };
-    // openraft narrates every heartbeat at info; keep it to warnings unless debugging.
+    // openraft narrates every heartbeat and hickory every query at info; keep them to warnings
+    // unless debugging.
     let raft = if level == "info" { "warn" } else { level };
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft={raft}")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft={raft},hickory_server={raft}")));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    // `/v1/agent/monitor` gets every level a monitor asks for, whatever -log-level says.
+    let _ = tracing_subscriber::registry()
+        .with(stderr.with_filter(filter))
+        .with(crate::telemetry::logs::layer())
         .try_init();
 }
 

@@ -34,6 +34,27 @@ pub(crate) struct HttpArgs {
     /// Let any server answer reads, not only the leader (faster, possibly stale)
     #[arg(long, global = true)]
     pub(crate) stale: bool,
+
+    /// CA certificate that signed the agent's HTTPS certificate [env: CONSUL_CACERT]
+    #[arg(long = "ca-file", value_name = "FILE", global = true)]
+    pub(crate) ca_file: Option<PathBuf>,
+
+    /// Directory of CA certificates [env: CONSUL_CAPATH]
+    #[arg(long = "ca-path", value_name = "DIR", global = true)]
+    pub(crate) ca_path: Option<PathBuf>,
+
+    /// Client certificate, for agents with https verify_incoming [env: CONSUL_CLIENT_CERT]
+    #[arg(long = "client-cert", value_name = "FILE", global = true)]
+    pub(crate) client_cert: Option<PathBuf>,
+
+    /// Key of -client-cert [env: CONSUL_CLIENT_KEY]
+    #[arg(long = "client-key", value_name = "FILE", global = true)]
+    pub(crate) client_key: Option<PathBuf>,
+
+    /// Name to verify in the agent's certificate instead of the address' host
+    /// [env: CONSUL_TLS_SERVER_NAME]
+    #[arg(long = "tls-server-name", value_name = "NAME", global = true)]
+    pub(crate) tls_server_name: Option<String>,
 }
 
 impl HttpArgs {
@@ -59,6 +80,20 @@ impl HttpArgs {
             config.datacenter = Some(dc.clone());
         }
         config.stale |= self.stale;
+        let tls = &mut config.tls;
+        for (flag, slot) in [
+            (&self.ca_file, &mut tls.ca_file),
+            (&self.ca_path, &mut tls.ca_path),
+            (&self.client_cert, &mut tls.client_cert),
+            (&self.client_key, &mut tls.client_key),
+        ] {
+            if let Some(p) = flag {
+                *slot = Some(p.clone());
+            }
+        }
+        if let Some(n) = &self.tls_server_name {
+            tls.server_name = Some(n.clone());
+        }
         Ok(config)
     }
 

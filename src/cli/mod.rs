@@ -14,17 +14,32 @@
 mod agent;
 mod argv;
 mod catalog;
+mod event;
+mod exec;
 mod http;
 mod info;
+mod join;
+mod keygen;
+mod keyring;
 mod kv;
 mod leave;
+mod lock;
+mod maint;
 mod members;
+mod monitor;
+mod operator;
 mod output;
+mod pki;
+mod reload;
+mod rtt;
+mod services;
+mod snapshot;
 mod version;
+mod watch;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use output::Output;
 
@@ -67,6 +82,8 @@ enum Command {
     Agent(agent::AgentArgs),
     #[command(flatten)]
     Api(ApiCommand),
+    Pki(pki::PkiArgs),
+    Tls(pki::TlsArgs),
 }
 
 /// Commands that run against an agent's HTTP API; one family per variant.
@@ -75,15 +92,31 @@ enum ApiCommand {
     Kv(kv::KvArgs),
     Catalog(catalog::CatalogArgs),
     Members(members::MembersArgs),
+    Exec(exec::ExecArgs),
+    Event(event::EventArgs),
+    Monitor(monitor::MonitorArgs),
     Info(info::InfoArgs),
     Leave(leave::LeaveArgs),
+    Lock(lock::LockArgs),
+    Maint(maint::MaintArgs),
+    Join(join::JoinArgs),
+    ForceLeave(join::ForceLeaveArgs),
+    Keyring(keyring::KeyringArgs),
+    Reload(reload::ReloadArgs),
+    Rtt(rtt::RttArgs),
+    Services(services::ServicesArgs),
+    Operator(operator::OperatorArgs),
+    Snapshot(snapshot::SnapshotArgs),
+    #[command(about = keygen::ABOUT, long_about = keygen::LONG_ABOUT)]
+    Keygen,
     #[command(about = version::ABOUT, long_about = version::LONG_ABOUT)]
     Version,
+    Watch(watch::WatchArgs),
 }
 
 /// Parses argv, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
-    let args = argv::rewrite(std::env::args_os());
+    let args = argv::rewrite(&Cli::command(), std::env::args_os());
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -94,6 +127,8 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Agent(args) => agent::main(args),
+        Command::Pki(args) => pki::main(args),
+        Command::Tls(args) => pki::tls_main(args),
         Command::Api(command) => run_api_command(command),
     }
 }
@@ -118,9 +153,27 @@ async fn dispatch(command: ApiCommand, out: &mut Output) -> anyhow::Result<ExitC
         ApiCommand::Kv(a) => kv::run(a.command, &a.http.client()?, out).await,
         ApiCommand::Catalog(a) => catalog::run(a.command, &a.http.client()?, out).await,
         ApiCommand::Members(a) => members::run(&a, &a.http.client()?, out).await,
+        ApiCommand::Exec(a) => exec::run(&a, &a.http.client()?, out).await,
+        ApiCommand::Event(a) => event::run(&a, &a.http.client()?, out).await,
+        ApiCommand::Monitor(a) => monitor::run(&a, &a.http.config()?, out).await,
         ApiCommand::Info(a) => info::run(&a, &a.http.client()?, out).await,
         ApiCommand::Leave(a) => leave::run(&a, &a.http.client()?, out).await,
+        ApiCommand::Lock(a) => lock::run(&a, &a.http.client()?, out).await,
+        ApiCommand::Maint(a) => maint::run(&a, &a.http.client()?, out).await,
+        ApiCommand::Join(a) => join::run(&a, &a.http.client()?, out).await,
+        ApiCommand::ForceLeave(a) => join::force_leave(&a, &a.http.client()?, out).await,
+        ApiCommand::Keyring(a) => keyring::run(&a, &a.http.client()?, out).await,
+        ApiCommand::Reload(a) => reload::run(&a, &a.http.client()?, out).await,
+        ApiCommand::Rtt(a) => rtt::run(&a, &a.http.client()?, out).await,
+        ApiCommand::Services(a) => {
+            let client = a.command.http().client()?;
+            services::run(a.command, &client, out).await
+        }
+        ApiCommand::Operator(a) => operator::run(a, out).await,
+        ApiCommand::Snapshot(a) => snapshot::run(a, out).await,
+        ApiCommand::Keygen => keygen::run(out),
         ApiCommand::Version => version::run(out),
+        ApiCommand::Watch(a) => watch::run(&a, &a.http.client()?, out).await,
     }
 }
 
@@ -179,7 +232,7 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         let argv = std::iter::once("sekisho").chain(args.iter().copied());
-        Cli::try_parse_from(argv::rewrite(argv.map(Into::into)))
+        Cli::try_parse_from(argv::rewrite(&Cli::command(), argv.map(Into::into)))
     }
 
     #[test]

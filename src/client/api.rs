@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use http::{Method, StatusCode};
 
 use super::url::{append_param, escape_path};
-use super::{CatalogNode, Client, ClientError, KvEntry, Member};
+use super::{CatalogNode, Client, ClientError, KeyringResponse, KvEntry, Member};
 
 impl Client {
     /// `GET /v1/kv/<key>`: the entry, or `None` when the key does not exist.
@@ -96,6 +96,51 @@ impl Client {
     /// `PUT /v1/agent/leave`: the agent leaves the cluster and shuts down.
     pub async fn agent_leave(&self) -> Result<(), ClientError> {
         self.request(Method::PUT, "/v1/agent/leave", None).await?.error_for_status().map(drop)
+    }
+
+    /// `GET /v1/operator/keyring[?local-only&relay-factor=]`: one entry per gossip pool.
+    pub async fn keyring_list(
+        &self,
+        local_only: bool,
+        relay_factor: Option<u8>,
+    ) -> Result<Vec<KeyringResponse>, ClientError> {
+        let mut path = "/v1/operator/keyring".to_owned();
+        if local_only {
+            append_param(&mut path, "local-only", Some("true"));
+        }
+        if let Some(n) = relay_factor {
+            append_param(&mut path, "relay-factor", Some(&n.to_string()));
+        }
+        self.get_required(&path).await
+    }
+
+    /// `POST /v1/operator/keyring`: installs `key` (base64) on every member.
+    pub async fn keyring_install(&self, key: &str, relay_factor: Option<u8>) -> Result<(), ClientError> {
+        self.keyring_change(Method::POST, key, relay_factor).await
+    }
+
+    /// `PUT /v1/operator/keyring`: every member encrypts with `key` from now on.
+    pub async fn keyring_use(&self, key: &str, relay_factor: Option<u8>) -> Result<(), ClientError> {
+        self.keyring_change(Method::PUT, key, relay_factor).await
+    }
+
+    /// `DELETE /v1/operator/keyring`: removes `key` from every member.
+    pub async fn keyring_remove(&self, key: &str, relay_factor: Option<u8>) -> Result<(), ClientError> {
+        self.keyring_change(Method::DELETE, key, relay_factor).await
+    }
+
+    async fn keyring_change(
+        &self,
+        method: Method,
+        key: &str,
+        relay_factor: Option<u8>,
+    ) -> Result<(), ClientError> {
+        let mut path = "/v1/operator/keyring".to_owned();
+        if let Some(n) = relay_factor {
+            append_param(&mut path, "relay-factor", Some(&n.to_string()));
+        }
+        let body = serde_json::json!({ "Key": key }).to_string().into_bytes();
+        self.request(method, &path, Some(body)).await?.error_for_status().map(drop)
     }
 
     /// GET where a 404 is an error like any other non-2xx.

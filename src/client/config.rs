@@ -18,11 +18,19 @@ pub struct ClientConfig {
     pub datacenter: Option<String>,
     /// Adds `?stale` to reads, so any server may answer.
     pub stale: bool,
+    /// HTTPS settings.
+    pub tls: super::tls::ClientTls,
 }
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        Self { address: DEFAULT_ADDRESS.to_owned(), token: None, datacenter: None, stale: false }
+        Self {
+            address: DEFAULT_ADDRESS.to_owned(),
+            token: None,
+            datacenter: None,
+            stale: false,
+            tls: super::tls::ClientTls::default(),
+        }
     }
 }
 
@@ -55,7 +63,8 @@ impl ClientConfig {
             None => None,
         };
         let token = from_file.or_else(|| first(["SEKISHO_HTTP_TOKEN", "CONSUL_HTTP_TOKEN"]));
-        Ok(Self { address, token, ..Self::default() })
+        let tls = super::tls::ClientTls::from_lookup(first);
+        Ok(Self { address, token, tls, ..Self::default() })
     }
 }
 

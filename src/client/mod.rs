@@ -26,8 +26,11 @@
 mod api;
 mod config;
 mod error;
+pub mod lock;
+mod semaphore;
+mod tls;
 mod types;
-mod url;
+pub(crate) mod url;
 
 use std::error::Error as StdError;
 
@@ -41,7 +44,8 @@ use serde::de::DeserializeOwned;
 
 pub use config::{ClientConfig, DEFAULT_ADDRESS, read_token_file};
 pub use error::ClientError;
-pub use types::{CatalogNode, KvEntry, Member};
+pub use tls::ClientTls;
+pub use types::{CatalogNode, KeyringResponse, KvEntry, Member};
 
 /// The header that carries the ACL token.
 pub const TOKEN_HEADER: &str = "X-Consul-Token";
@@ -51,8 +55,16 @@ pub const INDEX_HEADER: &str = "X-Consul-Index";
 /// An HTTP client for one agent. Clones share the connection pool.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    http: Transport,
     config: ClientConfig,
+}
+
+/// Plain HTTP, HTTPS, or the reason HTTPS could not be set up (reported by each request).
+#[derive(Clone, Debug)]
+enum Transport {
+    Plain(HyperClient<HttpConnector, Full<Bytes>>),
+    Tls(HyperClient<crate::net::tls::TlsConnector, Full<Bytes>>),
+    Broken(String),
 }
 
 /// A raw answer: any status, the headers and the whole body.
@@ -100,7 +112,21 @@ impl Response {
 impl Client {
     /// A client for `config`. Never fails: a bad address is reported by the first request.
     pub fn new(config: ClientConfig) -> Self {
-        let http = HyperClient::builder(TokioExecutor::new()).build_http();
+        let https = config.tls.ssl || config.address.trim().starts_with("https://");
+        let http = if !https {
+            Transport::Plain(HyperClient::builder(TokioExecutor::new()).build_http())
+        } else {
+            match config.tls.client_config() {
+                Ok(cfg) => {
+                    let source =
+                        crate::net::tls::FixedTls { config: cfg, name: config.tls.server_name.clone() };
+                    let conn =
+                        crate::net::tls::TlsConnector::new(HttpConnector::new(), std::sync::Arc::new(source));
+                    Transport::Tls(HyperClient::builder(TokioExecutor::new()).build(conn))
+                }
+                Err(e) => Transport::Broken(e),
+            }
+        };
         Self { http, config }
     }
 
@@ -120,9 +146,20 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> Result<Response, ClientError> {
         let path = self.with_params(&method, path_and_query);
-        let url = format!("{}{path}", url::base_url(&self.config.address)?);
+        let https = matches!(self.http, Transport::Tls(_) | Transport::Broken(_));
+        let url = format!("{}{path}", url::base_url(&self.config.address, https)?);
         let request = self.build(method.clone(), &url, body)?;
-        let answer = self.http.request(request).await.map_err(|e| ClientError::Connect {
+        let sent = match &self.http {
+            Transport::Plain(c) => c.request(request).await,
+            Transport::Tls(c) => c.request(request).await,
+            Transport::Broken(why) => {
+                return Err(ClientError::InvalidAddress {
+                    address: self.config.address.clone(),
+                    reason: format!("HTTPS cannot be set up: {why}"),
+                });
+            }
+        };
+        let answer = sent.map_err(|e| ClientError::Connect {
             detail: describe_send_error(&e, &self.config.address),
             method: method.clone(),
             url: url.clone(),

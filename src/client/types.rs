@@ -103,6 +103,41 @@ impl Member {
     }
 }
 
+/// One gossip pool of `GET /v1/operator/keyring`: which keys its members hold and use.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct KeyringResponse {
+    /// True for the WAN pool.
+    #[serde(rename = "WAN")]
+    pub wan: bool,
+    /// The pool's datacenter.
+    pub datacenter: String,
+    /// The network segment (always empty).
+    pub segment: String,
+    /// Node name → why that member failed.
+    pub messages: BTreeMap<String, String>,
+    /// Base64 key → how many members hold it.
+    pub keys: BTreeMap<String, usize>,
+    /// Base64 key → how many members encrypt with it.
+    pub primary_keys: BTreeMap<String, usize>,
+    /// Members asked.
+    pub num_nodes: usize,
+}
+
+/// The keys are secrets: Debug shows how many there are.
+impl std::fmt::Debug for KeyringResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyringResponse")
+            .field("wan", &self.wan)
+            .field("datacenter", &self.datacenter)
+            .field("keys", &self.keys.len())
+            .field("primary_keys", &self.primary_keys.len())
+            .field("num_nodes", &self.num_nodes)
+            .field("messages", &self.messages)
+            .finish()
+    }
+}
+
 /// `Value` on the wire: base64 text or `null`.
 mod base64_value {
     use base64::Engine as _;

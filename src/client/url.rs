@@ -2,15 +2,17 @@
 
 use super::ClientError;
 
-/// `http://host:port` for a configured address (`host:port` or `http://host:port/`).
-pub(crate) fn base_url(address: &str) -> Result<String, ClientError> {
+/// `http://host:port` (or `https://` when `https`) for a configured address (`host:port`,
+/// `http://host:port/` or `https://host:port`).
+pub(crate) fn base_url(address: &str, https: bool) -> Result<String, ClientError> {
     let invalid =
         |reason: &str| ClientError::InvalidAddress { address: address.to_owned(), reason: reason.to_owned() };
     let trimmed = address.trim().trim_end_matches('/');
+    let scheme = if https { "https" } else { "http" };
     let base = match trimmed.split_once("://") {
-        None => format!("http://{trimmed}"),
-        Some(("http", _)) => trimmed.to_owned(),
-        Some(("https", _)) => return Err(invalid("HTTPS is not supported by this client yet")),
+        None => format!("{scheme}://{trimmed}"),
+        Some(("http", rest)) => format!("{scheme}://{rest}"),
+        Some(("https", _)) => trimmed.to_owned(),
         Some((scheme, _)) => return Err(invalid(&format!("unsupported scheme {scheme:?}"))),
     };
     let uri: http::Uri = base.parse().map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
@@ -66,12 +68,14 @@ mod tests {
 
     #[test]
     fn base_url_accepts_host_port_and_http_urls() {
-        assert_eq!(base_url("127.0.0.1:8500").unwrap(), "http://127.0.0.1:8500");
-        assert_eq!(base_url("http://localhost:1/").unwrap(), "http://localhost:1");
-        assert!(base_url("https://x:1").is_err());
-        assert!(base_url("unix:///tmp/s").is_err());
-        assert!(base_url("").is_err());
-        assert!(base_url("http://x:1/some/path").is_err());
+        assert_eq!(base_url("127.0.0.1:8500", false).unwrap(), "http://127.0.0.1:8500");
+        assert_eq!(base_url("http://localhost:1/", false).unwrap(), "http://localhost:1");
+        assert_eq!(base_url("https://x:1", true).unwrap(), "https://x:1");
+        assert_eq!(base_url("127.0.0.1:8501", true).unwrap(), "https://127.0.0.1:8501");
+        assert_eq!(base_url("http://x:1", true).unwrap(), "https://x:1", "CONSUL_HTTP_SSL wins");
+        assert!(base_url("unix:///tmp/s", false).is_err());
+        assert!(base_url("", false).is_err());
+        assert!(base_url("http://x:1/some/path", false).is_err());
     }
 
     #[test]

@@ -54,7 +54,9 @@ struct At<'a> {
 
 fn apply_key(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<(), ConfigError> {
     if let (
-        "ports" | "addresses" | "limits" | "performance" | "telemetry" | "ui_config",
+        "ports" | "addresses" | "limits" | "performance" | "telemetry" | "ui_config" | "dns_config"
+        | "dns_config.soa" | "autopilot" | "tls" | "tls.defaults" | "tls.internal_rpc" | "tls.https"
+        | "tls.grpc" | "auto_encrypt",
         Value::Object(inner),
     ) = (at.key, v)
     {
@@ -64,7 +66,11 @@ fn apply_key(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<(), ConfigError>
         }
         return Ok(());
     }
-    if apply_identity(b, at, v)? || apply_network(b, at, v)? || apply_tuning(b, at, v)? {
+    if apply_identity(b, at, v)?
+        || apply_network(b, at, v)?
+        || apply_tuning(b, at, v)?
+        || apply_tls(b, at, v)?
+    {
         return Ok(());
     }
     apply_collections(b, at, v)
@@ -84,8 +90,12 @@ fn apply_identity(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<bool, Confi
             rt.bootstrap_expect = Some(at.int(v, 0, u32::MAX.into())?).filter(|&n| n > 0).map(|n| n as u32)
         }
         "log_level" => rt.log_level = at.non_empty(v)?,
-        "domain" => rt.domain = at.non_empty(v)?,
+        "domain" => rt.domain = at.domain(v)?,
+        "alt_domain" => rt.alt_domain = Some(at.domain(v)?),
         "encrypt" => rt.encrypt = Some(at.non_empty(v)?),
+        "encrypt_verify_incoming" => rt.encrypt_verify_incoming = at.bool(v)?,
+        "encrypt_verify_outgoing" => rt.encrypt_verify_outgoing = at.bool(v)?,
+        "disable_keyring_file" => rt.disable_keyring_file = at.bool(v)?,
         _ => return Ok(false),
     }
     Ok(true)
@@ -116,6 +126,9 @@ fn apply_tuning(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<bool, ConfigE
         "limits.kv_max_value_size" => rt.kv_max_value_size = at.uint(v)?,
         "limits.txn_max_req_len" => rt.txn_max_req_len = at.uint(v)?,
         "session_ttl_min" => rt.session_ttl_min = at.duration(v)?,
+        "disable_coordinates" => rt.disable_coordinates = at.bool(v)?,
+        "sync_coordinate_interval_min" => rt.sync_coordinate_interval_min = at.duration(v)?,
+        "sync_coordinate_rate_target" => rt.sync_coordinate_rate_target = at.positive_float(v)?,
         "performance.raft_multiplier" => rt.raft_multiplier = at.int(v, 1, 10)? as u32,
         "raft_snapshot_threshold" => rt.raft_snapshot_threshold = at.uint(v)?,
         "raft_trailing_logs" => rt.raft_trailing_logs = at.uint(v)?,
@@ -124,7 +137,72 @@ fn apply_tuning(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<bool, ConfigE
         "enable_local_script_checks" => rt.enable_local_script_checks = at.bool(v)?,
         "disable_remote_exec" => rt.disable_remote_exec = at.bool(v)?,
         "ui" | "ui_config.enabled" => rt.ui_enabled = at.bool(v)?,
+        "autopilot.cleanup_dead_servers" => rt.autopilot_cleanup_dead_servers = at.bool(v)?,
+        "autopilot.min_quorum" => rt.autopilot_min_quorum = at.int(v, 0, 100)? as u32,
+        "check_output_max_size" => rt.check_output_max_size = at.int(v, 1, i64::from(u32::MAX))? as usize,
+        _ => return apply_dns(b, at, v),
+    }
+    Ok(true)
+}
+
+fn apply_dns(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<bool, ConfigError> {
+    let d = &mut b.rt.dns;
+    let secs = |at: &At<'_>, v: &Value| at.int(v, 0, i64::from(u32::MAX)).map(|n| n as u32);
+    match at.key {
+        "dns_config.allow_stale" => d.allow_stale = at.bool(v)?,
+        "dns_config.max_stale" => d.max_stale = at.duration(v)?,
+        "dns_config.node_ttl" => d.node_ttl = at.duration(v)?,
+        "dns_config.only_passing" => d.only_passing = at.bool(v)?,
+        "dns_config.a_record_limit" => d.a_record_limit = secs(at, v)?,
+        "dns_config.udp_answer_limit" => d.udp_answer_limit = secs(at, v)?,
+        "dns_config.enable_truncate" => d.enable_truncate = at.bool(v)?,
+        "dns_config.enable_additional_node_meta_txt" => d.enable_additional_node_meta_txt = at.bool(v)?,
+        "dns_config.disable_compression" => d.disable_compression = at.bool(v)?,
+        "dns_config.recursor_timeout" => d.recursor_timeout = at.duration(v)?,
+        "dns_config.recursor_strategy" => {
+            d.recursor_strategy = match at.str(v)? {
+                s @ ("sequential" | "random") => s.to_owned(),
+                s => {
+                    return Err(at.invalid(format!("{s:?} is invalid: must be \"sequential\" or \"random\"")));
+                }
+            }
+        }
+        "dns_config.soa.refresh" => d.soa_refresh = secs(at, v)?,
+        "dns_config.soa.retry" => d.soa_retry = secs(at, v)?,
+        "dns_config.soa.expire" => d.soa_expire = secs(at, v)?,
+        "dns_config.soa.min_ttl" => d.soa_min_ttl = secs(at, v)?,
+        "dns_config.service_ttl" => {
+            let Value::Object(m) = v else { return Err(at.type_error("object", v)) };
+            for (name, ttl) in m {
+                let inner = format!("{}.{name}", at.key);
+                d.service_ttl.insert(name.clone(), At { key: &inner, origin: at.origin }.duration(ttl)?);
+            }
+        }
         _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn apply_tls(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<bool, ConfigError> {
+    let t = &mut b.rt.tls;
+    if let Some(rest) = at.key.strip_prefix("tls.") {
+        let (block, field) = rest.split_once('.').unwrap_or((rest, ""));
+        let known = t.block_mut(block).is_some_and(|blk| blk.set(field, v));
+        return if known { Ok(true) } else { Err(at.invalid("not a TLS setting".to_owned())) };
+    }
+    match at.key {
+        "verify_incoming_rpc" => t.verify_incoming_rpc = Some(at.bool(v)?),
+        "verify_incoming_https" => t.verify_incoming_https = Some(at.bool(v)?),
+        "auto_encrypt.allow_tls" => t.auto_encrypt.allow_tls = at.bool(v)?,
+        "auto_encrypt.tls" => t.auto_encrypt.tls = at.bool(v)?,
+        "auto_encrypt.dns_san" => t.auto_encrypt.dns_san = at.strings(v)?,
+        "auto_encrypt.ip_san" => {
+            for s in at.strings(v)? {
+                let ip = s.parse().map_err(|_| at.invalid(format!("{s:?} is not an IP address")))?;
+                t.auto_encrypt.ip_san.push(ip);
+            }
+        }
+        key => return Ok(t.deprecated.set(key, v)),
     }
     Ok(true)
 }
@@ -137,8 +215,16 @@ fn apply_collections(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<(), Conf
         "watches" => rt.watches.extend(at.objects(v)?),
         "retry_join" => rt.retry_join.extend(at.strings(v)?),
         "retry_join_wan" => rt.retry_join_wan.extend(at.strings(v)?),
+        "recursors" => {
+            for r in at.strings(v)? {
+                let ok = r.parse::<std::net::SocketAddr>().is_ok() || r.parse::<IpAddr>().is_ok();
+                if !ok {
+                    return Err(at.invalid(format!("{r:?} is not an IP address or IP:port")));
+                }
+                rt.recursors.push(r);
+            }
+        }
         "acl" => merge(&mut rt.acl, at.object(v)?),
-        "tls" => merge(&mut rt.tls, at.object(v)?),
         _ => {
             return Err(at.invalid("Sekisho has no handler for this key (schema out of date)".to_owned()));
         }
@@ -185,6 +271,14 @@ impl At<'_> {
             return Err(self.invalid(format!("{v} is out of range: must be between {min} and {max}")));
         }
         Ok(n)
+    }
+
+    fn positive_float(&self, v: &Value) -> Result<f64, ConfigError> {
+        match v.as_f64() {
+            Some(f) if f > 0.0 && f.is_finite() => Ok(f),
+            Some(_) => Err(self.invalid(format!("{v} is out of range: must be greater than 0"))),
+            None => Err(self.type_error("number", v)),
+        }
     }
 
     fn uint(&self, v: &Value) -> Result<u64, ConfigError> {
@@ -235,6 +329,18 @@ impl At<'_> {
         }
         let s = self.str(v)?;
         parse_go_duration(s).map_err(|e| self.invalid(e))
+    }
+
+    /// A DNS domain: labels of letters, digits, `-` and `_`, without the trailing dot.
+    fn domain(&self, v: &Value) -> Result<String, ConfigError> {
+        let d = self.non_empty(v)?.trim_end_matches('.').to_lowercase();
+        let ok = !d.is_empty()
+            && d.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+        if ok { Ok(d) } else { Err(self.invalid(format!("{d:?} is not a valid DNS domain"))) }
     }
 
     /// Datacenter names: lowercased, then `^[a-z0-9_-]+$` (Consul's rule).

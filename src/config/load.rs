@@ -47,6 +47,10 @@ pub struct Flags {
     pub http_port: Option<i64>,
     /// `-dns-port` (-1 disables).
     pub dns_port: Option<i64>,
+    /// `-serf-lan-port`.
+    pub serf_lan_port: Option<i64>,
+    /// `-server-port`.
+    pub server_port: Option<i64>,
     /// `-log-level`.
     pub log_level: Option<String>,
     /// `-domain`.
@@ -109,10 +113,19 @@ fn defaults() -> RuntimeConfig {
         },
         log_level: "info".to_owned(),
         domain: "consul".to_owned(),
+        alt_domain: None,
+        recursors: Vec::new(),
+        dns: super::runtime::DnsConfig::default(),
+        check_output_max_size: 4096,
+        autopilot_cleanup_dead_servers: true,
+        autopilot_min_quorum: 0,
         kv_max_value_size: 512 * 1024,
         txn_max_req_len: 512 * 1024,
         session_ttl_min: Duration::from_secs(10),
-        raft_multiplier: 5,
+        disable_coordinates: false,
+        sync_coordinate_interval_min: Duration::from_secs(15),
+        sync_coordinate_rate_target: 64.0,
+        raft_multiplier: 1,
         raft_snapshot_threshold: 16384,
         raft_trailing_logs: 10240,
         prometheus_retention_time: Duration::ZERO,
@@ -124,8 +137,11 @@ fn defaults() -> RuntimeConfig {
         checks: Vec::new(),
         watches: Vec::new(),
         acl: Value::Null,
-        tls: Value::Null,
+        tls: super::tls::TlsConfig::default(),
         encrypt: None,
+        encrypt_verify_incoming: true,
+        encrypt_verify_outgoing: true,
+        disable_keyring_file: false,
         retry_join: Vec::new(),
         retry_join_wan: Vec::new(),
     }
@@ -227,6 +243,8 @@ fn apply_flags(b: &mut Builder, f: &Flags) -> Result<(), ConfigError> {
     put("advertise_addr", f.advertise_addr.clone().map(Value::from));
     put("ports.http", f.http_port.map(Value::from));
     put("ports.dns", f.dns_port.map(Value::from));
+    put("ports.server", f.server_port.map(Value::from));
+    put("ports.serf_lan", f.serf_lan_port.map(Value::from));
     put("log_level", f.log_level.clone().map(Value::from));
     put("domain", f.domain.clone().map(Value::from));
     put("ui", f.ui.map(Value::from));
@@ -281,10 +299,49 @@ fn validate(rt: &mut RuntimeConfig, warnings: &mut Vec<Warning>) -> Result<(), C
             warnings.push(Warning::general(Some("bootstrap_expect"), None, message.to_owned()));
         }
     }
+    validate_tls(rt, warnings)?;
     if let Some(dir) = rt.data_dir.as_deref().filter(|d| d.exists() && !d.is_dir()) {
         let message = format!("data_dir {:?} is not a directory", dir.display().to_string());
         return Err(ConfigError::Conflict(message));
     }
+    Ok(())
+}
+
+/// TLS rules between keys (Consul's), and warnings for settings that would do nothing.
+fn validate_tls(rt: &RuntimeConfig, warnings: &mut Vec<Warning>) -> Result<(), ConfigError> {
+    let conflict = |s: String| ConfigError::Conflict(s);
+    let ae = &rt.tls.auto_encrypt;
+    if ae.tls && rt.server {
+        return Err(conflict("auto_encrypt.tls can only be used on client agents (server = false)".into()));
+    }
+    if ae.allow_tls && !rt.server {
+        return Err(conflict("auto_encrypt.allow_tls can only be used on servers".into()));
+    }
+    let mut texts = Vec::new();
+    let mut rpc = rt.tls.rpc().map_err(conflict)?;
+    if ae.tls {
+        if !rpc.has_ca() {
+            return Err(conflict("auto_encrypt.tls needs the CA certificate (tls.defaults.ca_file)".into()));
+        }
+        // The certificate arrives from a server at start.
+        rpc.verify_outgoing = true;
+        rpc.cert_file = Some("<auto_encrypt>".into());
+        rpc.key_file = Some("<auto_encrypt>".into());
+    }
+    super::tls::check_interface("internal_rpc", &rpc, &mut texts).map_err(conflict)?;
+    if ae.allow_tls && !(rpc.has_ca() && rpc.has_cert()) {
+        return Err(conflict(
+            "auto_encrypt.allow_tls needs the server's TLS files (ca_file, cert_file, key_file)".into(),
+        ));
+    }
+    let https = rt.tls.https().map_err(conflict)?;
+    if rt.ports.https.is_some() {
+        if !https.has_cert() {
+            return Err(conflict("ports.https is set but tls.https has no cert_file/key_file".into()));
+        }
+        super::tls::check_interface("https", &https, &mut texts).map_err(conflict)?;
+    }
+    warnings.extend(texts.into_iter().map(|t| Warning::general(Some("tls"), None, t)));
     Ok(())
 }
 

@@ -23,13 +23,14 @@ pub mod hcl;
 mod keys;
 mod load;
 pub mod runtime;
+pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr};
 
 pub use duration::parse_go_duration;
 pub use error::{ConfigError, Warning};
 pub use load::{Flags, load};
-pub use runtime::{Ports, RuntimeConfig};
+pub use runtime::{DnsConfig, Ports, RuntimeConfig};
 
 impl RuntimeConfig {
     /// The `agent -dev` configuration: an in-memory server in `dc1` that bootstraps
@@ -61,9 +62,18 @@ impl RuntimeConfig {
             },
             log_level: "info".to_owned(),
             domain: "consul".to_owned(),
+            alt_domain: None,
+            recursors: Vec::new(),
+            dns: DnsConfig::default(),
+            check_output_max_size: 4096,
+            autopilot_cleanup_dead_servers: true,
+            autopilot_min_quorum: 0,
             kv_max_value_size: 512 * 1024,
             txn_max_req_len: 512 * 1024,
             session_ttl_min: std::time::Duration::from_secs(10),
+            disable_coordinates: false,
+            sync_coordinate_interval_min: std::time::Duration::from_secs(15),
+            sync_coordinate_rate_target: 64.0,
             raft_multiplier: 1,
             raft_snapshot_threshold: 16384,
             raft_trailing_logs: 10240,
@@ -76,8 +86,11 @@ impl RuntimeConfig {
             checks: Vec::new(),
             watches: Vec::new(),
             acl: serde_json::Value::Null,
-            tls: serde_json::Value::Null,
+            tls: tls::TlsConfig::default(),
             encrypt: None,
+            encrypt_verify_incoming: true,
+            encrypt_verify_outgoing: true,
+            disable_keyring_file: false,
             retry_join: Vec::new(),
             retry_join_wan: Vec::new(),
         }

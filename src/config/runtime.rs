@@ -46,12 +46,33 @@ pub struct RuntimeConfig {
     pub ports: Ports,
     pub log_level: String,
     pub domain: String,
+    /// `alt_domain`: a second domain DNS answers for (in the domain asked).
+    pub alt_domain: Option<String>,
+    /// `recursors`: upstream DNS servers for names outside the domain (`ip` or `ip:port`).
+    pub recursors: Vec<String>,
+    /// `dns_config`.
+    pub dns: DnsConfig,
+    /// `autopilot.cleanup_dead_servers` (default true).
+    pub autopilot_cleanup_dead_servers: bool,
+    /// `autopilot.min_quorum`: never remove dead servers below this many voters (default 0 =
+    /// no minimum beyond a majority).
+    pub autopilot_min_quorum: u32,
+    /// `check_output_max_size` (bytes, default 4096).
+    pub check_output_max_size: usize,
     /// `limits.kv_max_value_size` (bytes, default 524288).
     pub kv_max_value_size: u64,
     /// `limits.txn_max_req_len` (bytes, default 524288).
     pub txn_max_req_len: u64,
     /// `session_ttl_min` (default 10s).
     pub session_ttl_min: Duration,
+    /// `disable_coordinates`: no network coordinates are computed or sent (default false).
+    pub disable_coordinates: bool,
+    /// `sync_coordinate_interval_min`: the shortest period between this agent's coordinate
+    /// updates to the servers (default 15s).
+    pub sync_coordinate_interval_min: Duration,
+    /// `sync_coordinate_rate_target`: coordinate updates per second the whole datacenter
+    /// aims at; larger pools sync less often (default 64).
+    pub sync_coordinate_rate_target: f64,
     /// `performance.raft_multiplier` (default 5, 1..=10).
     pub raft_multiplier: u32,
     /// `raft_snapshot_threshold`: entries between snapshots (default 16384).
@@ -72,9 +93,73 @@ pub struct RuntimeConfig {
     pub watches: Vec<serde_json::Value>,
     /// The `acl` stanza as written (`Null` when absent).
     pub acl: serde_json::Value,
-    /// The `tls` stanza as written (`Null` when absent).
-    pub tls: serde_json::Value,
+    /// TLS settings as written (resolve per interface with `tls.rpc()` / `tls.https()`).
+    pub tls: super::tls::TlsConfig,
     pub encrypt: Option<String>,
+    /// `encrypt_verify_incoming` (default true): with keys, refuse plaintext gossip.
+    pub encrypt_verify_incoming: bool,
+    /// `encrypt_verify_outgoing` (default true): with keys, encrypt outgoing gossip.
+    pub encrypt_verify_outgoing: bool,
+    /// `disable_keyring_file` (default false): keep the keyring out of
+    /// `<data_dir>/serf/local.keyring`.
+    pub disable_keyring_file: bool,
     pub retry_join: Vec<String>,
     pub retry_join_wan: Vec<String>,
+}
+
+/// `dns_config` (Consul's keys and defaults, except `enable_truncate`, see below).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Serve answers from the local (possibly stale) state (default true).
+    pub allow_stale: bool,
+    /// Staleness bound when `allow_stale` (default 87600h).
+    pub max_stale: Duration,
+    /// TTL of node records (default 0).
+    pub node_ttl: Duration,
+    /// TTL of service records by service name: exact names, `prefix*` patterns and `*`.
+    pub service_ttl: std::collections::BTreeMap<String, Duration>,
+    /// Leave out instances with warning checks too (default false).
+    pub only_passing: bool,
+    /// Maximum A/AAAA records in an answer, 0 = no limit.
+    pub a_record_limit: u32,
+    /// Maximum answers in a UDP response (default 3).
+    pub udp_answer_limit: u32,
+    /// Set the TC bit when a UDP answer was cut. Consul defaults to false (silent
+    /// truncation); Sekisho defaults to true so resolvers retry over TCP.
+    pub enable_truncate: bool,
+    /// Add node meta TXT records to the additional section of SRV answers (default true).
+    pub enable_additional_node_meta_txt: bool,
+    pub disable_compression: bool,
+    /// `sequential` (default) or `random`.
+    pub recursor_strategy: String,
+    /// Per-recursor timeout (default 2s).
+    pub recursor_timeout: Duration,
+    /// `soa { refresh retry expire min_ttl }` (seconds; defaults 3600, 600, 86400, 0).
+    pub soa_refresh: u32,
+    pub soa_retry: u32,
+    pub soa_expire: u32,
+    pub soa_min_ttl: u32,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            allow_stale: true,
+            max_stale: Duration::from_secs(87600 * 3600),
+            node_ttl: Duration::ZERO,
+            service_ttl: std::collections::BTreeMap::new(),
+            only_passing: false,
+            a_record_limit: 0,
+            udp_answer_limit: 3,
+            enable_truncate: true,
+            enable_additional_node_meta_txt: true,
+            disable_compression: false,
+            recursor_strategy: "sequential".to_owned(),
+            recursor_timeout: Duration::from_secs(2),
+            soa_refresh: 3600,
+            soa_retry: 600,
+            soa_expire: 86400,
+            soa_min_ttl: 0,
+        }
+    }
 }

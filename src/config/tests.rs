@@ -68,7 +68,8 @@ fn defaults_follow_consul() {
     assert!(!rt.advertise_addr.is_unspecified());
     assert_eq!((rt.kv_max_value_size, rt.txn_max_req_len), (524_288, 524_288));
     assert_eq!(rt.session_ttl_min, Duration::from_secs(10));
-    assert_eq!((rt.raft_multiplier, rt.raft_snapshot_threshold, rt.raft_trailing_logs), (5, 16384, 10240));
+    // raft_multiplier: Sekisho defaults to 1 (Consul 5) for sub-second elections on a LAN.
+    assert_eq!((rt.raft_multiplier, rt.raft_snapshot_threshold, rt.raft_trailing_logs), (1, 16384, 10240));
     assert!(rt.disable_remote_exec && !rt.server && !rt.dev && !rt.ui_enabled);
     assert!(uuid::Uuid::parse_str(&rt.node_id).is_ok());
     assert!(!rt.node_name.is_empty());
@@ -109,6 +110,7 @@ fn loads_json_and_hcl_files() {
         r#"
 node_name = "foobar"
 ports { dns = 8653, https = 8501 }
+tls { https { cert_file = "c.pem", key_file = "k.pem" } }
 "bootstrap_expect" = 3
 retry_join = ["10.0.0.1", "10.0.0.2"]
 addresses { http = "0.0.0.0" }
@@ -216,7 +218,7 @@ fn unimplemented_keys_warn_once_each_and_are_ignored() {
     let path = write(
         dir.path(),
         "a.hcl",
-        "dns_config { allow_stale = true }\nports { grpc = 8502 }\nleave_on_terminate = true\ndatacenter = \"x\"",
+        "dns_config { use_cache = true }\nports { grpc = 8502 }\nleave_on_terminate = true\ndatacenter = \"x\"",
     );
     let (rt, warnings) = ok(&files(std::slice::from_ref(&path)));
     assert_eq!(rt.datacenter, "x");
@@ -227,7 +229,9 @@ fn unimplemented_keys_warn_once_each_and_are_ignored() {
     assert_eq!(
         messages,
         [
-            format!("config key \"dns_config\" in {shown} is accepted but not implemented yet by Sekisho"),
+            format!(
+                "config key \"dns_config.use_cache\" in {shown} is accepted but not implemented yet by Sekisho"
+            ),
             format!(
                 "config key \"leave_on_terminate\" in {shown} is accepted but not implemented yet by Sekisho"
             ),
@@ -348,11 +352,13 @@ fn repeated_stanza_blocks_merge() {
     let a = write(
         dir.path(),
         "a.hcl",
-        "ports { http = 1 }\nports { dns = 2 }\ntls { defaults { verify_incoming = true } }",
+        "ports { http = 1 }\nports { dns = 2 }\ntls { defaults { verify_outgoing = false } }\n\
+         tls { defaults { tls_min_version = \"TLSv1_3\" } }",
     );
     let (rt, _) = ok(&files(&[a]));
     assert_eq!((rt.ports.http, rt.ports.dns), (Some(1), Some(2)));
-    assert_eq!(rt.tls, json!({"defaults": {"verify_incoming": true}}));
+    assert_eq!(rt.tls.defaults.verify_outgoing, Some(false));
+    assert_eq!(rt.tls.rpc().unwrap().min_version, crate::config::tls::TlsMinVersion::Tls13);
 }
 
 #[test]
@@ -409,7 +415,7 @@ fn every_implemented_key_is_applied() {
         "primary_datacenter": "p", "raft_snapshot_threshold": 7, "raft_trailing_logs": 8,
         "retry_join": ["a"], "retry_join_wan": ["b"], "server": true, "service": {"name": "s"},
         "services": [{"name": "t"}], "session_ttl_min": "1s",
-        "telemetry": {"prometheus_retention_time": "2s"}, "tls": {"defaults": {}}, "ui": false,
+        "telemetry": {"prometheus_retention_time": "2s"}, "tls": {"https": {"cert_file": "c", "key_file": "k"}}, "ui": false,
         "ui_config": {"enabled": true}, "watches": [{"type": "nodes"}]
     });
     let path = write(dir.path(), "all.json", &all.to_string());
@@ -427,4 +433,137 @@ fn every_implemented_key_is_applied() {
     assert_eq!((rt.raft_snapshot_threshold, rt.raft_trailing_logs, rt.txn_max_req_len), (7, 8, 2));
     assert_eq!(rt.encrypt.as_deref(), Some("k"));
     assert!(rt.ui_enabled && rt.enable_local_script_checks && !rt.disable_remote_exec);
+}
+
+#[test]
+fn dns_config_in_hcl_and_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hcl = write(
+        dir.path(),
+        "dns.hcl",
+        r#"
+domain = "procube.jp."
+alt_domain = "alt.example"
+recursors = ["1.1.1.1", "127.0.0.1:5353"]
+dns_config {
+  only_passing = true
+  node_ttl = "30s"
+  service_ttl { "*" = "5s" "web*" = "10s" }
+  enable_truncate = false
+  a_record_limit = 2
+  soa { min_ttl = 60 }
+}
+"#,
+    );
+    let (rt, warnings) = ok(&files(&[hcl]));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(rt.domain, "procube.jp");
+    assert_eq!(rt.alt_domain.as_deref(), Some("alt.example"));
+    assert_eq!(rt.recursors, ["1.1.1.1", "127.0.0.1:5353"]);
+    assert!(rt.dns.only_passing && !rt.dns.enable_truncate);
+    assert_eq!(rt.dns.node_ttl, Duration::from_secs(30));
+    assert_eq!(rt.dns.service_ttl.get("web*"), Some(&Duration::from_secs(10)));
+    assert_eq!(rt.dns.service_ttl.get("*"), Some(&Duration::from_secs(5)));
+    assert_eq!((rt.dns.a_record_limit, rt.dns.soa_min_ttl, rt.dns.soa_refresh), (2, 60, 3600));
+
+    let (e, _) = err_text("bad.json", r#"{"dns_config": {"recursor_strategy": "fastest"}}"#);
+    assert!(e.contains("dns_config.recursor_strategy") && e.contains("sequential"), "{e}");
+    let (e, _) = err_text("bad.json", r#"{"recursors": ["dns.google"]}"#);
+    assert!(e.contains("recursors") && e.contains("dns.google"), "{e}");
+    let (e, _) = err_text("bad.json", r#"{"dns_config": {"only_pasing": true}}"#);
+    assert!(e.contains("dns_config.only_passing"), "{e}");
+}
+
+#[test]
+fn a_secure_consul_config_resolves_per_interface() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = write(
+        dir.path(),
+        "tls.hcl",
+        r#"
+server = true
+bootstrap = true
+ports { https = 8501 }
+tls {
+  defaults {
+    ca_file = "/etc/consul.d/consul-agent-ca.pem"
+    cert_file = "/etc/consul.d/dc1-server-consul-0.pem"
+    key_file = "/etc/consul.d/dc1-server-consul-0-key.pem"
+    verify_incoming = true
+    verify_outgoing = true
+  }
+  internal_rpc { verify_server_hostname = true }
+  https { verify_incoming = false }
+}
+auto_encrypt { allow_tls = true }
+"#,
+    );
+    let (rt, warnings) = ok(&files(&[a]));
+    let rpc = rt.tls.rpc().unwrap();
+    assert!(rpc.verify_incoming && rpc.verify_outgoing && rpc.verify_server_hostname);
+    assert_eq!(rpc.cert_file.as_deref(), Some(Path::new("/etc/consul.d/dc1-server-consul-0.pem")));
+    let https = rt.tls.https().unwrap();
+    assert!(!https.verify_incoming && https.has_cert());
+    assert!(rt.tls.auto_encrypt.allow_tls);
+    assert!(warnings.iter().all(|w| !w.message.contains("tls")), "{warnings:?}");
+}
+
+#[test]
+fn deprecated_top_level_tls_keys_still_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = write(
+        dir.path(),
+        "old.json",
+        r#"{"ca_file": "ca.pem", "cert_file": "c.pem", "key_file": "k.pem", "verify_incoming_rpc": true,
+            "verify_outgoing": true, "verify_server_hostname": true, "tls_min_version": "tls12"}"#,
+    );
+    let (rt, _) = ok(&files(&[a]));
+    let rpc = rt.tls.rpc().unwrap();
+    assert!(rpc.verify_incoming && rpc.verify_outgoing && rpc.verify_server_hostname);
+    assert!(!rt.tls.https().unwrap().verify_incoming, "verify_incoming_rpc is for RPC only");
+}
+
+#[test]
+fn tls_settings_that_cannot_work_are_refused_and_ones_that_do_nothing_warn() {
+    let cases = [
+        (r#"{"tls": {"defaults": {"verify_incoming": true}}}"#, "no cert_file/key_file"),
+        (r#"{"tls": {"internal_rpc": {"verify_outgoing": true}}}"#, "no CA certificate"),
+        (r#"{"tls": {"defaults": {"tls_min_version": "TLSv1_1"}}}"#, "TLS 1.2 and 1.3 only"),
+        (r#"{"tls": {"internal_rpc": {"verify_inbound": true}}}"#, "verify_inbound"),
+        (r#"{"ports": {"https": 8501}}"#, "ports.https is set"),
+        (r#"{"server": true, "auto_encrypt": {"tls": true}}"#, "client agents"),
+        (r#"{"auto_encrypt": {"allow_tls": true}}"#, "only be used on servers"),
+    ];
+    for (text, want) in cases {
+        let (msg, _) = err_text("t.json", text);
+        assert!(msg.contains(want), "{text}: {msg}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = write(
+        dir.path(),
+        "w.json",
+        r#"{"tls": {"defaults": {"ca_file": "ca.pem", "cert_file": "c", "key_file": "k"}}}"#,
+    );
+    let (_, warnings) = ok(&files(&[a]));
+    assert!(warnings.iter().any(|w| w.message.contains("plaintext")), "{warnings:?}");
+}
+
+#[test]
+fn gossip_encryption_keys_default_like_consul_and_load_from_files() {
+    let (rt, _) = ok(&Flags::default());
+    assert!(rt.encrypt_verify_incoming && rt.encrypt_verify_outgoing && !rt.disable_keyring_file);
+    let dev = RuntimeConfig::dev();
+    assert!(dev.encrypt_verify_incoming && dev.encrypt_verify_outgoing && !dev.disable_keyring_file);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = write(
+        dir.path(),
+        "gossip.hcl",
+        "encrypt = \"k\"\nencrypt_verify_incoming = false\nencrypt_verify_outgoing = false\n\
+         disable_keyring_file = true\n",
+    );
+    let (rt, warnings) = ok(&files(&[a]));
+    assert!(warnings.is_empty(), "implemented, so no warning: {warnings:?}");
+    assert!(!rt.encrypt_verify_incoming && !rt.encrypt_verify_outgoing && rt.disable_keyring_file);
+    let (msg, _) = err_text("bad.json", r#"{"encrypt_verify_incoming": "no"}"#);
+    assert!(msg.contains("encrypt_verify_incoming"), "{msg}");
 }

@@ -8,14 +8,17 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::state::Store;
+use crate::state::auto_encrypt::{AutoEncryptCa, auto_encrypt_ca_set};
+use crate::state::autopilot::{AutopilotConfig, autopilot_set};
 use crate::state::catalog::{DeregisterRequest, RegisterRequest, deregister, register};
+use crate::state::coordinate::{CoordinateEntry, coordinate_batch_update};
 use crate::state::kv::{KvOp, kv_apply};
 use crate::state::session::{session_create, session_destroy};
 use crate::state::txn::{TxnOp, TxnOutcome, txn_apply};
 use crate::state::types::Session;
 
 /// A replicated write.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// A single-key KV write (`PUT`/`DELETE /v1/kv`).
     Kv(KvOp),
@@ -33,6 +36,17 @@ pub enum Command {
     TombstoneReap(u64),
     /// Several client writes committed as one Raft entry (group commit).
     Batch(Vec<Command>),
+    /// Replaces the whole state with a snapshot's (`PUT /v1/snapshot`). Every server applies
+    /// it, so a restore reaches the whole cluster. Indexes stay monotonic: every table's index
+    /// becomes the entry's, changed or vanished keys get tombstones at it, and no restored
+    /// row keeps an index above it (`Store::restore`).
+    Restore(Box<Store>),
+    /// Sets the autopilot configuration; with `cas`, only over that ModifyIndex.
+    AutopilotSet { config: AutopilotConfig, cas: Option<u64> },
+    /// Network coordinates reported by agents; updates for unknown nodes are dropped.
+    CoordinateBatchUpdate(Vec<CoordinateEntry>),
+    /// The auto_encrypt CA, stored only if none is.
+    AutoEncryptCaSet(AutoEncryptCa),
 }
 
 /// The result of applying a [`Command`].
@@ -67,6 +81,16 @@ pub fn apply(st: &mut Store, idx: u64, cmd: &Command, now: Instant) -> Response 
             Response::None
         }
         Command::Batch(cmds) => Response::Batch(cmds.iter().map(|c| apply(st, idx, c, now)).collect()),
+        Command::Restore(from) => {
+            st.restore(idx, from);
+            Response::Bool(true)
+        }
+        Command::AutopilotSet { config, cas } => Response::Bool(autopilot_set(st, idx, config, *cas)),
+        Command::AutoEncryptCaSet(ca) => Response::Bool(auto_encrypt_ca_set(st, ca)),
+        Command::CoordinateBatchUpdate(updates) => {
+            coordinate_batch_update(st, idx, updates);
+            Response::None
+        }
     }
 }
 

@@ -15,10 +15,32 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/v1/agent/self", get(agent_self))
         .route("/v1/agent/members", get(members))
         .route("/v1/agent/leave", put(leave))
+        .route("/v1/agent/join/{*address}", put(join))
+        .route("/v1/agent/force-leave/{*node}", put(force_leave))
+}
+
+/// A gossip member in Serf's shape (`/v1/agent/members`, `Member` of `/v1/agent/self`).
+fn member_json(m: &crate::gossip::Member) -> Value {
+    let mut tags = serde_json::Map::new();
+    for (k, v) in &m.tags {
+        tags.insert(k.clone(), j!(v));
+    }
+    tags.entry("vsn_min").or_insert(j!("2"));
+    tags.entry("vsn_max").or_insert(j!("3"));
+    j!({
+        "Name": m.name, "Addr": m.addr.to_string(), "Port": m.port,
+        "Tags": tags,
+        "Status": m.status.code(),
+        "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+        "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4,
+    })
 }
 
 /// This agent as a gossip member (Serf's shape).
 pub(crate) fn member(st: &HttpState) -> Value {
+    if let Some(me) = st.gossip.members().into_iter().find(|m| m.name == st.agent.node_name) {
+        return member_json(&me);
+    }
     let a = &st.agent;
     let c = st.server.config();
     j!({
@@ -40,13 +62,12 @@ fn stats(st: &HttpState) -> Value {
     let s = |v: &dyn ToString| v.to_string();
     let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
     let last_log = m.last_log_index.unwrap_or(0);
-    let (services, checks) = st.server.state().read(|s| {
-        let local = s.services.get(&st.agent.node_name).map_or(0, |m| m.len());
-        let checks = s.checks.get(&st.agent.node_name).map_or(0, |m| m.len());
-        (local, checks)
-    });
+    let services = st.local.services().len();
+    let checks = st.local.checks();
+    let ttls = checks.iter().filter(|c| c.check_type == "ttl").count();
+    let monitors = checks.iter().filter(|c| c.check_type == "script").count();
     j!({
-        "agent": { "check_monitors": "0", "check_ttls": "0", "checks": s(&checks), "services": s(&services) },
+        "agent": { "check_monitors": s(&monitors), "check_ttls": s(&ttls), "checks": s(&checks.len()), "services": s(&services) },
         "build": { "prerelease": "", "revision": "", "version": crate::CONSUL_COMPAT_VERSION, "sekisho_version": crate::VERSION },
         "consul": {
             "bootstrap": s(&true), "known_datacenters": "1", "leader": s(&st.server.is_leader()),
@@ -54,8 +75,14 @@ fn stats(st: &HttpState) -> Value {
         },
         "raft": {
             "applied_index": s(&applied), "last_log_index": s(&last_log), "term": s(&m.current_term),
+            "commit_index": s(&m.last_applied.map_or(0, |l| l.index)),
+            "last_snapshot_index": s(&m.snapshot.map_or(0, |l| l.index)),
+            "last_contact": if st.server.is_leader() { "0".to_owned() } else { format!("{}ms", st.server.last_contact_ms().min(u64::from(u32::MAX))) },
             "state": format!("{:?}", m.state), "num_peers": s(&st.server.peers().len().saturating_sub(1)),
+            "latest_configuration": format!("{:?}", st.server.peers()),
+            "protocol_version": "3",
         },
+        "serf_lan": st.gossip.stats(),
         "runtime": { "arch": std::env::consts::ARCH, "os": std::env::consts::OS, "cpu_count": s(&std::thread::available_parallelism().map_or(1, |n| n.get())) },
     })
 }
@@ -75,7 +102,7 @@ async fn agent_self(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiRe
             "KVMaxValueSize": a.kv_max_value_size, "TxnMaxReqLen": a.txn_max_req_len,
             "SessionTTLMin": crate::http::decode::go_duration(a.session_ttl_min),
         },
-        "Coord": { "Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-5 },
+        "Coord": st.gossip.coordinate(),
         "Member": member(&st),
         "Stats": stats(&st),
         "Meta": { "consul-network-segment": "" },
@@ -86,12 +113,59 @@ async fn agent_self(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiRe
 
 async fn members(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    json(&p, StatusCode::OK, None, &[member(&st)])
+    if p.flag("wan") {
+        return Err(super::error::ApiError::internal(
+            "WAN members are not available: the WAN pool arrives with federation",
+        ));
+    }
+    let members: Vec<Value> = st.gossip.members().iter().map(member_json).collect();
+    json(&p, StatusCode::OK, None, &members)
+}
+
+async fn join(
+    State(st): State<HttpState>,
+    axum::extract::Path(address): axum::extract::Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let p = Params::parse(q.as_deref());
+    if p.flag("wan") {
+        return Err(super::error::ApiError::internal("WAN join is not available until federation"));
+    }
+    st.gossip.join(&[address]).await.map_err(|e| super::error::ApiError::internal(e.to_string()))?;
+    json(&p, StatusCode::OK, None, &Value::Null)
+}
+
+async fn force_leave(
+    State(st): State<HttpState>,
+    axum::extract::Path(node): axum::extract::Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let p = Params::parse(q.as_deref());
+    st.gossip
+        .force_leave(&node, p.flag("prune"))
+        .map_err(|e| super::error::ApiError::internal(e.to_string()))?;
+    json(&p, StatusCode::OK, None, &Value::Null)
 }
 
 async fn leave(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     tracing::info!("graceful leave requested over HTTP");
+    // A server takes itself out of the Raft configuration first, so the others keep a
+    // quorum without it.
+    let voters = st.server.metrics().membership_config.membership().voter_ids().count();
+    if st.agent.server && voters > 1 {
+        let id = st.server.node_id();
+        match tokio::time::timeout(std::time::Duration::from_secs(10), st.server.remove_server(id)).await {
+            Ok(Ok(())) => tracing::info!("removed this server from the Raft configuration"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not remove this server from the Raft configuration")
+            }
+            Err(_) => tracing::warn!("timed out removing this server from the Raft configuration"),
+        }
+    }
+    if let Err(e) = st.gossip.leave(std::time::Duration::from_secs(5)).await {
+        tracing::warn!(error = %e, "leaving the gossip pool did not complete cleanly");
+    }
     st.leave.cancel();
     json(&p, StatusCode::OK, None, &Value::Null)
 }

@@ -61,7 +61,7 @@ fn decode_tagged(o: &Obj<'_>) -> Result<Option<BTreeMap<String, ServiceAddress>>
 }
 
 /// Decodes a service object (`Service`/`Name`, `ID`, `Tags`, `Port`, ...).
-pub(super) fn decode_service(o: &Obj<'_>) -> Result<Service, ApiError> {
+pub(crate) fn decode_service(o: &Obj<'_>) -> Result<Service, ApiError> {
     let weights = match o.obj("Weights")? {
         Some(w) => Weights { passing: o_u32(&w, "Passing")?, warning: o_u32(&w, "Warning")? },
         None => Weights::default(),
@@ -191,11 +191,14 @@ async fn catalog_list(
 ) -> ApiResult {
     let opts = p.query_options()?;
     let filt = p.filter()?;
+    let near = super::coordinate::near(st, p);
     let (items, meta) = st
         .server
         .query(&opts, &Table::CATALOG, |s| {
             let i = catalog_index(s);
-            (f(s), i, i)
+            let mut items = f(s);
+            super::coordinate::sort_items(s, near.as_deref(), &mut items);
+            (items, i, i)
         })
         .await?;
     json(p, StatusCode::OK, Some(&meta), &filter::apply(filt.as_ref(), items))

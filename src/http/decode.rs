@@ -21,15 +21,20 @@ fn norm(k: &str) -> String {
     k.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
 }
 
-fn type_err(ctx: &str, field: &str, want: &str, got: &Value) -> ApiError {
-    let kind = match got {
+/// The JSON type of a value as Go's decoder names it in errors.
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",
         Value::Number(_) => "number",
         Value::String(_) => "string",
         Value::Array(_) => "array",
         Value::Object(_) => "object",
-    };
+    }
+}
+
+fn type_err(ctx: &str, field: &str, want: &str, got: &Value) -> ApiError {
+    let kind = json_kind(got);
     ApiError::decode(format!("json: cannot unmarshal {kind} into field {ctx}.{field} of type {want}"))
 }
 

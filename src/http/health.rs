@@ -28,11 +28,14 @@ pub(super) fn routes() -> Router<HttpState> {
 async fn list(st: &HttpState, p: &Params, f: impl Fn(&Store) -> Vec<Value>) -> ApiResult {
     let opts = p.query_options()?;
     let filt = p.filter()?;
+    let near = super::coordinate::near(st, p);
     let (items, meta) = st
         .server
         .query(&opts, &Table::CATALOG, |s| {
             let i = catalog_index(s);
-            (f(s), i, i)
+            let mut items = f(s);
+            super::coordinate::sort_items(s, near.as_deref(), &mut items);
+            (items, i, i)
         })
         .await?;
     json(p, StatusCode::OK, Some(&meta), &filter::apply(filt.as_ref(), items))

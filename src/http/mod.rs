@@ -6,13 +6,24 @@
 //! [`query::json`]. Errors become status codes and texts in one place, [`error`].
 
 pub mod agent;
+pub mod agent_check;
+pub mod agent_service;
 pub mod catalog;
+pub mod coordinate;
 pub mod decode;
 pub mod error;
+pub mod event;
 pub mod health;
+pub mod https;
+pub mod keyring;
 pub mod kv;
+pub mod metrics;
+pub mod monitor;
+pub mod operator;
+pub mod proxy;
 pub mod query;
 pub mod session;
+pub mod snapshot;
 pub mod status;
 pub mod txn;
 
@@ -22,7 +33,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, OriginalUri};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -44,15 +55,27 @@ pub struct AgentInfo {
     pub kv_max_value_size: u64,
     pub txn_max_req_len: u64,
     pub session_ttl_min: Duration,
+    /// `acl.default_policy` (`allow` or `deny`), reported in `X-Consul-Default-ACL-Policy`.
+    pub acl_default_policy: &'static str,
 }
 
 /// What every handler gets.
 #[derive(Debug, Clone)]
 pub struct HttpState {
+    /// Re-reads the configuration (`/v1/agent/reload`).
+    pub reloader: Arc<crate::agent::Reloader>,
     pub server: Server,
     pub agent: Arc<AgentInfo>,
+    /// The agent's own services and checks.
+    pub local: Arc<crate::local::LocalState>,
+    /// The LAN gossip member (`members`, `join`, `force-leave`, `leave`).
+    pub gossip: crate::gossip::Gossip,
     /// Cancelled by `PUT /v1/agent/leave`; the agent then shuts down.
     pub leave: CancellationToken,
+    /// TLS certificates, reloaded with the configuration.
+    pub tls: Option<Arc<crate::tls::AgentTls>>,
+    /// User events fired and delivered here (`/v1/event/*`).
+    pub events: Arc<crate::event::Events>,
 }
 
 /// Body size limit for endpoints without a configured one.
@@ -117,20 +140,73 @@ async fn check_dc(
     }
 }
 
+/// How long requests in flight may go on once the agent leaves. Blocking queries (which may
+/// wait ten minutes) and proxied calls are then answered 503 so the HTTP server's graceful
+/// stop, and with it the agent's shutdown, does not wait for them.
+const LEAVE_GRACE: Duration = Duration::from_millis(500);
+
+async fn end_on_leave(
+    axum::extract::State(st): axum::extract::State<HttpState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let leave = st.leave.clone();
+    tokio::select! {
+        biased;
+        r = next.run(req) => r,
+        () = async { leave.cancelled().await; tokio::time::sleep(LEAVE_GRACE).await } => {
+            ApiError::from(crate::server::Error::ShuttingDown).into_response()
+        }
+    }
+}
+
+/// ACLs are not enabled on this agent (Sekisho refuses to start with `acl.enabled = true`
+/// until it enforces them): every ACL endpoint answers Consul's 401, which clients map to
+/// "ACLs disabled" (py-consul's `ACLDisabled`).
+async fn acl_disabled() -> Response {
+    ApiError { status: StatusCode::UNAUTHORIZED, message: "ACL support disabled".into() }.into_response()
+}
+
+/// Every response carries `X-Consul-Default-ACL-Policy` (Consul 1.9+, also with ACLs off).
+async fn default_acl_policy_header(
+    axum::extract::State(st): axum::extract::State<HttpState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut r = next.run(req).await;
+    r.headers_mut()
+        .insert("X-Consul-Default-ACL-Policy", http::HeaderValue::from_static(st.agent.acl_default_policy));
+    r
+}
+
 /// All routes.
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .merge(kv::routes())
         .merge(txn::routes())
         .merge(catalog::routes())
+        .merge(coordinate::routes())
         .merge(health::routes())
         .merge(session::routes())
         .merge(status::routes())
         .merge(agent::routes())
+        .merge(agent_service::routes())
+        .merge(agent_check::routes())
+        .merge(metrics::routes())
+        .merge(monitor::routes())
+        .merge(operator::routes())
+        .merge(keyring::routes())
+        .merge(event::routes())
+        .merge(snapshot::routes())
+        .route("/v1/acl/{*rest}", axum::routing::any(acl_disabled))
         .fallback(unknown)
         .method_not_allowed_fallback(not_allowed)
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_dc))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), proxy::client_proxy))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), end_on_leave))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), default_acl_policy_header))
+        .layer(metrics::TrackLayer)
         .with_state(state)
 }
 

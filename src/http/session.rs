@@ -127,11 +127,11 @@ async fn create(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) 
     let v = parse_body(&super::read_default_body(body).await?)?;
     let s = decode_session(&st, &v)?;
     let id = s.id.clone();
-    let ttl = crate::config::parse_go_duration(&s.ttl).ok();
+    let has_ttl = crate::config::parse_go_duration(&s.ttl).is_ok_and(|t| !t.is_zero());
     match st.server.write(Command::SessionCreate(s)).await? {
         FsmResponse::Bool(_) => {
-            if let Some(t) = ttl.filter(|t| !t.is_zero()) {
-                st.server.renew_session_timer(&id, t);
+            if has_ttl {
+                st.server.renew_session_timer(&id).await;
             }
             json(&p, StatusCode::OK, None, &j!({ "ID": id }))
         }
@@ -148,15 +148,9 @@ async fn destroy(State(st): State<HttpState>, Path(id): Path<String>, RawQuery(q
 
 async fn renew(State(st): State<HttpState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    if !st.server.is_leader() {
-        return Err(crate::server::Error::NoLeader.into());
-    }
-    let Some(s) = st.server.state().read(|s| s.sessions.get(&id).cloned()) else {
+    let Some(s) = st.server.renew_session(&id).await? else {
         return Err(ApiError::not_found(format!("Session id '{id}' not found")));
     };
-    if let Some(t) = crate::config::parse_go_duration(&s.ttl).ok().filter(|t| !t.is_zero()) {
-        st.server.renew_session_timer(&id, t);
-    }
     json(&p, StatusCode::OK, None, &[s])
 }
 

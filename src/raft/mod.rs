@@ -19,7 +19,7 @@ use openraft::{Config, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 
 pub use log_store::{LogBackend, LogStore, MemBackend, RedbBackend};
-pub use network::Network;
+pub use network::{Network, handle as handle_rpc};
 pub use state_machine::StateMachine;
 
 use crate::fsm::{Command, Response};
@@ -63,6 +63,9 @@ pub struct RaftOptions {
     pub raft_multiplier: u32,
     pub snapshot_threshold: u64,
     pub trailing_logs: u64,
+    /// Initialize a one-voter cluster of this server when no configuration exists yet
+    /// (`bootstrap`, `-dev`). Otherwise the server waits to be initialized or joined.
+    pub bootstrap: bool,
 }
 
 /// Errors starting Raft.
@@ -98,9 +101,13 @@ fn raft_config(o: &RaftOptions) -> Result<Config, StartError> {
     cfg.validate().map_err(|e| StartError::Config(e.to_string()))
 }
 
-/// Opens storage, loads the newest snapshot and starts Raft. A fresh single server
-/// initializes a one-voter cluster of itself.
-pub async fn start(o: &RaftOptions, state: Arc<StateStore>) -> Result<Raft, StartError> {
+/// Opens storage, loads the newest snapshot and starts Raft. A fresh server with
+/// `bootstrap` initializes a one-voter cluster of itself.
+pub async fn start(
+    o: &RaftOptions,
+    state: Arc<StateStore>,
+    client: crate::rpc::RpcClient,
+) -> Result<Raft, StartError> {
     let backend: Arc<dyn LogBackend> = match &o.data_dir {
         Some(dir) => {
             Arc::new(RedbBackend::open(&dir.join("raft").join("raft.redb")).map_err(StartError::Log)?)
@@ -110,11 +117,11 @@ pub async fn start(o: &RaftOptions, state: Arc<StateStore>) -> Result<Raft, Star
     let snap_dir = o.data_dir.as_ref().map(|d| d.join("raft").join("snapshots"));
     let sm = StateMachine::open(state, snap_dir).map_err(StartError::Snapshot)?;
     let cfg = Arc::new(raft_config(o)?);
-    let raft = Raft::new(o.node_id, cfg, Network, LogStore::new(backend), sm)
+    let raft = Raft::new(o.node_id, cfg, Network::new(client), LogStore::new(backend), sm)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
     let initialized = raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
-    if !initialized {
+    if !initialized && o.bootstrap {
         let members = BTreeMap::from([(o.node_id, o.node.clone())]);
         raft.initialize(members).await.map_err(|e| StartError::Raft(e.to_string()))?;
     }

@@ -16,6 +16,7 @@ pub(super) async fn run(server: Server) {
     let tick = server.config().leader_tick;
     let mut registered = false;
     let mut hints: VecDeque<(Instant, u64)> = VecDeque::new();
+    let mut led_term = None;
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
@@ -23,8 +24,16 @@ pub(super) async fn run(server: Server) {
         }
         if !server.is_leader() {
             registered = false;
+            led_term = None;
             server.inner.session_deadlines.lock().clear();
             continue;
+        }
+        // A new term (also one won again between two ticks) starts every session's TTL
+        // timer afresh, as Consul's leader does: timers of an earlier term are not trusted.
+        let term = server.metrics().current_term;
+        if led_term != Some(term) {
+            led_term = Some(term);
+            server.inner.session_deadlines.lock().clear();
         }
         if !registered {
             registered = register_self(&server).await;

@@ -186,6 +186,7 @@ fn remove_node(st: &mut Store, idx: u64, node: &str, now: Instant) {
         st.remove_check(idx, node, &c);
     }
     invalidate_node_sessions(st, idx, node, now);
+    st.remove_coordinate(idx, node);
     st.remove_node(idx, node);
 }
 

@@ -10,7 +10,10 @@
 //! Readers hold the lock only for the duration of one query function, never across an
 //! `.await`, so the apply loop is never blocked by a slow client.
 
+pub mod auto_encrypt;
+pub mod autopilot;
 pub mod catalog;
+pub mod coordinate;
 pub mod kv;
 pub mod session;
 mod store;

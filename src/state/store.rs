@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::types::{DirEntry, HealthCheck, Node, Service, Session};
+use sekisho_wan::coordinate::Coordinate;
 
 /// The tables whose indexes blocking queries watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -26,12 +27,21 @@ pub enum Table {
     Checks,
     /// Sessions.
     Sessions,
+    /// Network coordinates of nodes.
+    Coordinates,
 }
 
 impl Table {
     /// All tables, in a fixed order.
-    pub const ALL: [Table; 6] =
-        [Table::Kv, Table::Tombstones, Table::Nodes, Table::Services, Table::Checks, Table::Sessions];
+    pub const ALL: [Table; 7] = [
+        Table::Kv,
+        Table::Tombstones,
+        Table::Nodes,
+        Table::Services,
+        Table::Checks,
+        Table::Sessions,
+        Table::Coordinates,
+    ];
     /// The catalog tables.
     pub const CATALOG: [Table; 3] = [Table::Nodes, Table::Services, Table::Checks];
     /// KV and its graveyard.
@@ -51,6 +61,7 @@ enum Undo {
     Service(String, String, Option<Service>),
     Check(String, String, Option<HealthCheck>),
     Session(String, Option<Session>),
+    Coordinate(String, Option<Coordinate>),
     Index(Table, u64),
 }
 
@@ -64,6 +75,16 @@ pub struct Store {
     pub(crate) checks: BTreeMap<String, BTreeMap<String, HealthCheck>>,
     pub(crate) sessions: BTreeMap<String, Session>,
     pub(crate) indexes: BTreeMap<Table, u64>,
+    /// Network coordinates by node name (LAN; Consul's `coordinates` table, default segment).
+    #[serde(default)]
+    pub(crate) coordinates: BTreeMap<String, Coordinate>,
+    /// The CA that signs client agents' certificates (auto_encrypt), once a leader with
+    /// `auto_encrypt.allow_tls` created it. Its key is a secret, like everything in snapshots.
+    #[serde(default)]
+    pub(crate) auto_encrypt_ca: Option<super::auto_encrypt::AutoEncryptCa>,
+    /// The autopilot configuration, once an operator set one.
+    #[serde(default)]
+    pub(crate) autopilot: Option<super::autopilot::AutopilotConfig>,
     /// Lock-delay expirations per key: local wall-clock state, never replicated (as in Consul).
     #[serde(skip)]
     pub(crate) lock_delays: HashMap<String, Instant>,
@@ -72,6 +93,25 @@ pub struct Store {
     #[serde(skip)]
     pub(crate) touched: BTreeSet<Table>,
 }
+
+/// Two stores are equal when their replicated contents are; local state (lock-delays, an
+/// open transaction) is not compared.
+impl PartialEq for Store {
+    fn eq(&self, o: &Store) -> bool {
+        self.kv == o.kv
+            && self.tombstones == o.tombstones
+            && self.nodes == o.nodes
+            && self.services == o.services
+            && self.checks == o.checks
+            && self.sessions == o.sessions
+            && self.indexes == o.indexes
+            && self.coordinates == o.coordinates
+            && self.autopilot == o.autopilot
+            && self.auto_encrypt_ca == o.auto_encrypt_ca
+    }
+}
+
+impl Eq for Store {}
 
 impl Store {
     /// The Raft index of the last write to `table`.
@@ -114,6 +154,7 @@ impl Store {
                 Undo::Service(n, id, v) => restore(self.services.entry(n).or_default(), id, v),
                 Undo::Check(n, id, v) => restore(self.checks.entry(n).or_default(), id, v),
                 Undo::Session(k, v) => restore(&mut self.sessions, k, v),
+                Undo::Coordinate(k, v) => restore(&mut self.coordinates, k, v),
                 Undo::Index(t, v) => {
                     self.indexes.insert(t, v);
                 }
@@ -130,6 +171,75 @@ impl Store {
                 log.push(entry);
             }
         }
+    }
+
+    /// Replaces the whole state with `from` (a snapshot restore committed at `idx`).
+    ///
+    /// Indexes stay monotonic so that blocking queries wake and see a newer index: every
+    /// table's index is raised to `idx`, and every KV key whose entry changed or vanished
+    /// gets a tombstone at `idx`, so prefix lists report `idx` too. Rows keep the indexes
+    /// they had in the snapshot, except that none may exceed `idx` (see
+    /// [`Store::clamp_indexes`]). Local lock-delays survive.
+    pub(crate) fn restore(&mut self, idx: u64, from: &Store) {
+        let changed: Vec<String> =
+            self.kv.iter().filter(|(k, e)| from.kv.get(*k) != Some(*e)).map(|(k, _)| k.clone()).collect();
+        let mut next = Store {
+            kv: from.kv.clone(),
+            tombstones: from.tombstones.clone(),
+            nodes: from.nodes.clone(),
+            services: from.services.clone(),
+            checks: from.checks.clone(),
+            sessions: from.sessions.clone(),
+            indexes: from.indexes.clone(),
+            coordinates: from.coordinates.clone(),
+            autopilot: from.autopilot.clone(),
+            auto_encrypt_ca: from.auto_encrypt_ca.clone(),
+            lock_delays: std::mem::take(&mut self.lock_delays),
+            undo: None,
+            touched: BTreeSet::new(),
+        };
+        for key in changed {
+            next.tombstones.insert(key, idx);
+        }
+        next.clamp_indexes(idx);
+        *self = next;
+        for t in Table::ALL {
+            self.bump(t, idx);
+        }
+    }
+
+    /// Lowers every Raft index recorded in the rows to at most `max`. A snapshot taken on
+    /// a cluster whose log had gone further than this one's carries indexes from the future;
+    /// left as they are, later writes (at lower indexes) would not move list indexes and
+    /// blocking queries would miss them. A no-op for snapshots of this cluster's past.
+    fn clamp_indexes(&mut self, max: u64) {
+        let c = |i: &mut u64| *i = (*i).min(max);
+        for e in self.kv.values_mut() {
+            c(&mut e.create_index);
+            c(&mut e.modify_index);
+        }
+        self.tombstones.values_mut().for_each(c);
+        for n in self.nodes.values_mut() {
+            c(&mut n.create_index);
+            c(&mut n.modify_index);
+        }
+        for s in self.services.values_mut().flat_map(|m| m.values_mut()) {
+            c(&mut s.create_index);
+            c(&mut s.modify_index);
+        }
+        for h in self.checks.values_mut().flat_map(|m| m.values_mut()) {
+            c(&mut h.create_index);
+            c(&mut h.modify_index);
+        }
+        for s in self.sessions.values_mut() {
+            c(&mut s.create_index);
+            c(&mut s.modify_index);
+        }
+        if let Some(a) = self.autopilot.as_mut() {
+            c(&mut a.create_index);
+            c(&mut a.modify_index);
+        }
+        self.indexes.values_mut().for_each(c);
     }
 
     pub(crate) fn set_kv(&mut self, idx: u64, e: DirEntry) {
@@ -222,6 +332,19 @@ impl Store {
         self.record(|st| Undo::Session(s.id.clone(), st.sessions.get(&s.id).cloned()));
         self.sessions.insert(s.id.clone(), s);
         self.bump(Table::Sessions, idx);
+    }
+
+    pub(crate) fn set_coordinate(&mut self, idx: u64, node: &str, c: Coordinate) {
+        self.record(|s| Undo::Coordinate(node.to_string(), s.coordinates.get(node).cloned()));
+        self.coordinates.insert(node.to_string(), c);
+        self.bump(Table::Coordinates, idx);
+    }
+
+    pub(crate) fn remove_coordinate(&mut self, idx: u64, node: &str) {
+        let Some(old) = self.coordinates.get(node).cloned() else { return };
+        self.record(|_| Undo::Coordinate(node.to_string(), Some(old)));
+        self.coordinates.remove(node);
+        self.bump(Table::Coordinates, idx);
     }
 
     pub(crate) fn remove_session_row(&mut self, idx: u64, id: &str) -> Option<Session> {

@@ -196,3 +196,54 @@ fn keys_are_cut_after_the_separator() {
     assert_eq!(kv_keys(&st, "web/", "/").0, vec!["web/bar", "web/foo", "web/subdir/"]);
     assert_eq!(kv_keys(&st, "web/", "").0.len(), 4);
 }
+
+fn kv_set(key: &str, value: &str) -> Command {
+    Command::Kv(KvOp { value: Some(value.as_bytes().to_vec()), ..KvOp::new(KvVerb::Set, key) })
+}
+
+#[test]
+fn restore_replaces_the_state_and_keeps_indexes_monotonic() {
+    let now = Instant::now();
+    let state = super::StateStore::new();
+    state.write(|st| apply(st, 3, &kv_set("p/a", "old"), now));
+    let snapshot = state.clone_store();
+    state.write(|st| apply(st, 7, &kv_set("p/a", "new"), now));
+    state.write(|st| apply(st, 8, &kv_set("p/b", "later"), now));
+    state.write(|st| apply(st, 9, &kv_set("q", "untouched"), now));
+    let mut watches = state.subscribe(&super::Table::ALL);
+
+    let r = state.write(|st| apply(st, 12, &Command::Restore(Box::new(snapshot.clone())), now));
+    assert_eq!(r, Response::Bool(true));
+    for w in &mut watches {
+        assert!(w.has_changed().unwrap(), "every table watch fires");
+        assert_eq!(*w.borrow_and_update(), 12);
+    }
+    state.read(|st| {
+        let (entry, index, _) = kv_get(st, "p/a");
+        assert_eq!(entry.unwrap().value.as_deref(), Some(&b"old"[..]), "the snapshot's value is back");
+        assert_eq!(index, 12, "the reported index moves forward, not back to 3");
+        assert!(kv_get(st, "p/b").0.is_none(), "keys written after the snapshot are gone");
+        assert!(kv_get(st, "q").0.is_none());
+        assert_eq!(kv_list(st, "p/").1, 12, "prefix lists report the restore index");
+        assert_eq!(kv_keys(st, "q", "").1, 12);
+        for t in super::Table::ALL {
+            assert_eq!(st.index(t), 12);
+        }
+    });
+}
+
+#[test]
+fn restoring_a_snapshot_from_a_longer_log_keeps_later_writes_visible() {
+    let now = Instant::now();
+    let mut other = Store::default();
+    apply(&mut other, 8000, &kv_set("p/a", "from another cluster"), now);
+    let state = super::StateStore::new();
+    state.write(|st| apply(st, 12, &Command::Restore(Box::new(other)), now));
+    let before = state.read(|st| kv_list(st, "p/").1);
+    assert_eq!(before, 12, "indexes from the other cluster's future are brought down to the restore");
+    state.write(|st| apply(st, 13, &kv_set("p/b", "new"), now));
+    state.read(|st| {
+        assert_eq!(kv_list(st, "p/").1, 13, "a later write moves the prefix index");
+        assert_eq!(kv_get(st, "p/a").0.unwrap().modify_index, 12);
+    });
+}

@@ -8,6 +8,10 @@ use std::time::Duration;
 use crate::agent::{Agent, AgentHandle, Tuning};
 use crate::config::RuntimeConfig;
 
+mod cluster;
+pub mod pki;
+pub use cluster::{ClusterNode, TestCluster};
+
 /// A single in-process server with its HTTP API on 127.0.0.1 and a free port.
 #[derive(Debug)]
 pub struct TestAgent {
@@ -38,6 +42,11 @@ impl TestAgent {
         self.handle.http_addr()
     }
 
+    /// The DNS address (UDP and TCP). Panics if DNS is disabled.
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.handle.dns_addr().expect("DNS is disabled on this test agent")
+    }
+
     /// The agent handle.
     pub fn handle(&self) -> &AgentHandle {
         &self.handle
@@ -50,7 +59,20 @@ impl TestAgent {
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `deadline`.
-pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match poll_until(deadline, f).await {
+        Some(v) => v,
+        None => panic!("timed out after {deadline:?} waiting for: {what}"),
+    }
+}
+
+/// Polls `f` until it returns `Some`; `None` after `deadline` (for callers that report the
+/// timeout with their own diagnostics).
+pub async fn poll_until<T, F, Fut>(deadline: Duration, mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -58,10 +80,10 @@ where
     let end = tokio::time::Instant::now() + deadline;
     loop {
         if let Some(v) = f().await {
-            return v;
+            return Some(v);
         }
         if tokio::time::Instant::now() >= end {
-            panic!("timed out after {deadline:?} waiting for: {what}");
+            return None;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -194,3 +194,19 @@ async fn session_info_wakes_on_destroy() {
     assert_eq!(r.ok_json(), json!([]));
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_blocking_query_does_not_hold_up_the_agents_shutdown() {
+    // A watch or consul-template keeps a query open for up to ten minutes; stopping the
+    // agent must not wait for it.
+    let (agent, api) = start().await;
+    api.kv_set("held", "v").await;
+    let idx = api.get("/v1/kv/held").await.expect(StatusCode::OK).index();
+    let mut task = spawn_get(&api, format!("/v1/kv/held?index={idx}&wait=10m"));
+    assert_still_blocked(&mut task, Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(10), agent.shutdown())
+        .await
+        .expect("the agent stops while a blocking query is open");
+    let (r, _) = tokio::time::timeout(Duration::from_secs(10), task).await.expect("answered").expect("task");
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+}

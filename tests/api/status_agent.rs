@@ -50,3 +50,46 @@ async fn agent_members() {
     assert!(me[0]["Port"].as_u64().is_some());
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_agent_configured_for_acls_refuses_to_start_without_enforcing_them() {
+    let mut cfg = sekisho::config::RuntimeConfig::for_test("dc1", "acl-node");
+    cfg.acl = serde_json::json!({"enabled": true, "default_policy": "deny"});
+    let Err(err) = sekisho::agent::Agent::start_with(cfg, sekisho::agent::Tuning::default()).await else {
+        panic!("the agent started with acl.enabled = true");
+    };
+    assert!(err.to_string().contains("acl.enabled = true"), "{err}");
+}
+
+#[tokio::test]
+async fn acl_endpoints_say_acls_are_disabled_and_every_answer_names_the_default_policy() {
+    let (agent, api) = start().await;
+    for (method, path) in [
+        (http::Method::PUT, "/v1/acl/bootstrap"),
+        (http::Method::GET, "/v1/acl/tokens"),
+        (http::Method::PUT, "/v1/acl/policy"),
+        (http::Method::GET, "/v1/acl/token/self"),
+        (http::Method::POST, "/v1/acl/login"),
+    ] {
+        let r = api.request(method.clone(), path, "").await;
+        assert_eq!(r.status, http::StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert_eq!(r.text(), "ACL support disabled", "{method} {path}");
+    }
+    for path in ["/v1/acl/tokens", "/v1/kv/missing", "/v1/status/leader", "/v1/not-a-route"] {
+        let r = api.get(path).await;
+        assert_eq!(r.header("X-Consul-Default-ACL-Policy"), Some("allow"), "{path}");
+    }
+    agent.shutdown().await;
+
+    let (agent, api) =
+        crate::support::start_with(|c, _| c.acl = serde_json::json!({"default_policy": "deny"})).await;
+    assert_eq!(api.get("/v1/status/leader").await.header("X-Consul-Default-ACL-Policy"), Some("deny"));
+    agent.shutdown().await;
+
+    let mut cfg = sekisho::config::RuntimeConfig::for_test("dc1", "acl-bad");
+    cfg.acl = serde_json::json!({"default_policy": "maybe"});
+    let Err(err) = sekisho::agent::Agent::start_with(cfg, sekisho::agent::Tuning::default()).await else {
+        panic!("started with default_policy = maybe");
+    };
+    assert!(err.to_string().contains("acl.default_policy must be"), "{err}");
+}

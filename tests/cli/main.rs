@@ -4,6 +4,16 @@
 
 mod agent;
 mod catalog;
+mod event;
+mod keyring;
 mod kv;
+mod local;
+mod lock;
+mod monitor;
+mod pki;
+mod readme;
+mod reload_dns;
+mod snapshot;
 mod support;
 mod usage;
+mod watch;

@@ -16,6 +16,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sekisho::testing::eventually;
 
+mod cluster;
+
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 fn free_port() -> u16 {
@@ -28,6 +30,9 @@ fn spawn(dir: &std::path::Path, port: u16) -> Child {
         .arg(format!("-data-dir={}", dir.join("data").display()))
         .arg(format!("-config-file={}", dir.join("tuning.json").display()))
         .arg(format!("-http-port={port}"))
+        .arg("-dns-port=-1")
+        .arg("-server-port=0")
+        .arg("-serf-lan-port=0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

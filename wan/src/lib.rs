@@ -1,3 +1,15 @@
 //! `sekisho-wan`: I/O-free federation logic (datacenter router, coordinates, replication
 //! cursor, gateway routing table). Filled in by the federation issue.
+//!
+//! # Layout
+//! - [`coordinate`]: Vivaldi network coordinates as Serf computes them: a node's own estimator
+//!   ([`CoordinateClient`]), the [`Coordinate`] type with Consul's JSON shape, distance
+//!   estimates, and [`sort_by_distance`] for `?near=`.
 #![warn(missing_docs)]
+
+pub mod coordinate;
+
+pub use coordinate::{
+    Client as CoordinateClient, ClientStats as CoordinateStats, Config as CoordinateConfig, Coordinate,
+    CoordinateError, sort_by_distance,
+};

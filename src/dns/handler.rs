@@ -1,0 +1,216 @@
+//! The hickory request handler: classify the question, read the catalog, build the answer,
+//! fit it to the transport, and send it through [`send`], the single exit of every response.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use hickory_proto::op::{Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+
+use super::DnsContext;
+use super::answer::{Answerer, Reply};
+use super::catalog::{CatalogRead, LocalCatalog};
+use super::name::{Domain, Lookup, Target, Zones};
+use super::recursor::Recursor;
+use super::trim::{self, Budget, Questions};
+use crate::config::DnsConfig;
+
+/// The catalog service whose instances are the domain's name servers.
+const SERVER_SERVICE: &str = "consul";
+
+/// Answers DNS questions for one agent.
+pub(crate) struct Handler {
+    catalog: Box<dyn CatalogRead>,
+    zones: Zones,
+    domain: Name,
+    alt_domain: Option<Name>,
+    datacenter: String,
+    cfg: DnsConfig,
+    recursor: Option<Recursor>,
+}
+
+fn fqdn(domain: &str) -> Name {
+    Name::from_ascii(format!("{}.", domain.trim_end_matches('.'))).unwrap_or_else(|_| Name::root())
+}
+
+impl Handler {
+    pub(crate) fn new(ctx: DnsContext) -> Handler {
+        let recursor =
+            Recursor::new(ctx.recursors, &ctx.config.recursor_strategy, ctx.config.recursor_timeout);
+        Handler {
+            catalog: Box::new(LocalCatalog::new(ctx.server)),
+            zones: Zones::new(&ctx.domain, ctx.alt_domain.as_deref(), &ctx.datacenter),
+            domain: fqdn(&ctx.domain),
+            alt_domain: ctx.alt_domain.as_deref().map(fqdn),
+            datacenter: ctx.datacenter.to_ascii_lowercase(),
+            cfg: ctx.config,
+            recursor,
+        }
+    }
+
+    async fn reply(&self, request: &Request) -> Reply {
+        if request.metadata.op_code != OpCode::Query {
+            return Reply::error(ResponseCode::NotImp);
+        }
+        let Ok(info) = request.request_info() else { return Reply::error(ResponseCode::FormErr) };
+        let qname = Name::from(info.query.name());
+        let qtype = info.query.query_type();
+        let labels: Vec<String> =
+            qname.iter().map(|l| String::from_utf8_lossy(l).to_ascii_lowercase()).collect();
+        let mut reply = match self.zones.classify(&labels, qtype == RecordType::SRV) {
+            Target::Zone(domain, lookup) => {
+                let mut reply = self.zone_reply(domain, lookup, &qname, qtype).await;
+                self.fit(request, &mut reply);
+                reply
+            }
+            Target::Reverse(ip) => self.reverse(request, ip, &qname, qtype).await,
+            Target::External => self.recurse(request).await,
+        };
+        if self.recursor.is_some() {
+            reply.recursion_available = true;
+        }
+        reply
+    }
+
+    fn answerer<'a>(&'a self, domain: &'a Name, qname: &'a Name, qtype: RecordType) -> Answerer<'a> {
+        Answerer { cfg: &self.cfg, datacenter: &self.datacenter, domain, qname, qtype }
+    }
+
+    async fn zone_reply(&self, domain: Domain, lookup: Lookup, qname: &Name, qtype: RecordType) -> Reply {
+        let domain = match domain {
+            Domain::Alt => self.alt_domain.as_ref().unwrap_or(&self.domain),
+            Domain::Primary => &self.domain,
+        };
+        let a = self.answerer(domain, qname, qtype);
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            return a.negative(ResponseCode::NotImp);
+        }
+        match lookup {
+            Lookup::Apex => a.apex(self.catalog.service_instances(SERVER_SERVICE, None).await),
+            Lookup::Node(node) => a.node(self.catalog.node(&node).await.as_ref()),
+            Lookup::Service { name, tag } => {
+                a.service(&name, self.catalog.service_instances(&name, tag.as_deref()).await)
+            }
+            Lookup::Addr(ip) => a.addr(ip),
+            Lookup::Unsupported(kind) => {
+                tracing::debug!(%qname, kind, "DNS lookup form not implemented");
+                a.negative(ResponseCode::NotImp)
+            }
+            Lookup::OtherDatacenter(dc) => {
+                tracing::debug!(%qname, dc, "DNS lookups in other datacenters are not implemented");
+                Reply::error(ResponseCode::ServFail)
+            }
+            Lookup::Invalid => a.nxdomain(),
+        }
+    }
+
+    /// PTR from the catalog; a miss goes to the recursors when there are any.
+    async fn reverse(&self, request: &Request, ip: Option<IpAddr>, qname: &Name, qtype: RecordType) -> Reply {
+        let a = self.answerer(&self.domain, qname, qtype);
+        if let Some(ip) = ip {
+            let nodes = self.catalog.nodes_with_address(ip).await;
+            if let Some(mut reply) = a.ptr(&nodes) {
+                self.fit(request, &mut reply);
+                return reply;
+            }
+        }
+        if self.recursor.is_some() { self.recurse(request).await } else { a.nxdomain() }
+    }
+
+    async fn recurse(&self, request: &Request) -> Reply {
+        let Some(recursor) = &self.recursor else { return Reply::error(ResponseCode::Refused) };
+        match recursor.forward(request.as_slice(), request.protocol() == Protocol::Tcp).await {
+            Some(answer) => relay(answer),
+            None => Reply { recursion_available: true, ..Reply::error(ResponseCode::ServFail) },
+        }
+    }
+
+    /// Applies the transport's budget; TC is set when answers were cut and `enable_truncate`.
+    fn fit(&self, request: &Request, reply: &mut Reply) {
+        let budget = if request.protocol() == Protocol::Udp {
+            Budget::udp(request.edns.as_ref().map(Edns::max_payload), self.cfg.udp_answer_limit)
+        } else {
+            Budget::tcp()
+        };
+        let questions = Questions { bytes: request.queries.as_bytes(), count: request.queries.len() };
+        let edns = response_edns(request);
+        if trim::fit(reply, questions, edns.as_ref(), budget) && self.cfg.enable_truncate {
+            reply.truncated = true;
+        }
+    }
+}
+
+/// An upstream answer as our reply (the caller adds RA).
+fn relay(m: Message) -> Reply {
+    Reply {
+        rcode: m.metadata.response_code,
+        authoritative: m.metadata.authoritative,
+        recursion_available: true,
+        truncated: m.metadata.truncation,
+        answers: m.answers,
+        authorities: m.authorities,
+        additionals: m.additionals,
+        edns: m.edns,
+    }
+}
+
+/// The OPT record for a client that sent one: its payload size echoed (at least 512).
+fn response_edns(request: &Request) -> Option<Edns> {
+    let req = request.edns.as_ref()?;
+    let mut edns = Edns::new();
+    edns.set_max_payload(req.max_payload());
+    Some(edns)
+}
+
+#[async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let reply = self.reply(request).await;
+        send(request, response_handle, reply).await
+    }
+}
+
+/// Encodes and sends `reply`. Every response the handler produces leaves through here (hickory
+/// itself answers only packets it cannot decode, with FORMERR, before the handler runs).
+async fn send<R: ResponseHandler>(request: &Request, mut handle: R, reply: Reply) -> ResponseInfo {
+    let qtype = request.queries.queries().first().map(|q| q.query_type());
+    let rcode = reply.rcode;
+    let qtype_text = qtype.map_or_else(|| "NONE".to_owned(), |t| t.to_string());
+    crate::telemetry::dns_query(&qtype_text, &rcode.to_string());
+    tracing::trace!(?qtype, %rcode, answers = reply.answers.len(), "DNS response");
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.response_code = rcode;
+    metadata.authoritative = reply.authoritative;
+    metadata.truncation = reply.truncated;
+    metadata.recursion_available = reply.recursion_available;
+    let edns = reply.edns.clone().or_else(|| response_edns(request));
+    let mut builder = MessageResponseBuilder::from_message_request(request);
+    if let Some(edns) = &edns {
+        builder.edns(edns);
+    }
+    let response = builder.build(
+        metadata,
+        reply.answers.iter(),
+        reply.authorities.iter(),
+        std::iter::empty(),
+        reply.additionals.iter(),
+    );
+    match handle.send_response(response).await {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::debug!(error = %e, "failed to send a DNS response");
+            let mut metadata =
+                Metadata::new(request.metadata.id, MessageType::Response, request.metadata.op_code);
+            metadata.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
+        }
+    }
+}

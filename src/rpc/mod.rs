@@ -1,0 +1,369 @@
+//! Server RPC on `ports.server` (8300): one HTTP/2 (cleartext, prior knowledge) listener that
+//! carries Raft traffic (`/raft/v1/...`) and server-to-server calls (`/rpc/v1/...`), with
+//! msgpack bodies (`rmp-serde`, named fields, so added fields survive mixed versions).
+//!
+//! ```text
+//!  RpcClient::call(addr, path, req) ─► faults? ─► pooled h2 connection ─► POST path (msgpack)
+//!  serve(listener, handler) ─► handler(path, body) ─► 200 msgpack | 4xx/5xx text (RpcError)
+//! ```
+//! With TLS (`tls.internal_rpc`), the listener takes TLS and, unless `verify_incoming`,
+//! plaintext on the same port (told apart by the first byte); calls go out over TLS when
+//! `verify_outgoing`, checking the server name `server.<dc>.<domain>` under
+//! `verify_server_hostname`. Raft paths need a server certificate then (`tls.rs`).
+
+mod tls;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::net::fault::{Faults, Verdict};
+use crate::tls::AgentTls;
+
+/// Largest RPC body accepted (snapshot chunks included).
+pub const MAX_BODY: usize = 64 << 20;
+
+/// Errors of an RPC call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RpcError {
+    /// The peer could not be reached (connect failure, dropped by a fault, timeout).
+    #[error("rpc to {addr} failed: {detail}")]
+    Unreachable { addr: String, detail: String },
+    /// The peer answered with an error.
+    #[error("{0}")]
+    Remote(String),
+    /// A body could not be encoded or decoded.
+    #[error("rpc codec error: {0}")]
+    Codec(String),
+    /// No handler for the path.
+    #[error("unknown rpc endpoint {0}")]
+    NotFound(String),
+    /// The caller's certificate does not allow this call.
+    #[error("{0}")]
+    Denied(String),
+}
+
+/// Encodes a value as named msgpack.
+pub fn encode<T: Serialize>(v: &T) -> Result<Bytes, RpcError> {
+    rmp_serde::to_vec_named(v).map(Bytes::from).map_err(|e| RpcError::Codec(e.to_string()))
+}
+
+/// Decodes named msgpack.
+pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, RpcError> {
+    rmp_serde::from_slice(b).map_err(|e| RpcError::Codec(e.to_string()))
+}
+
+/// A pooled HTTP/2 client that originates from this node's address and obeys [`Faults`].
+#[derive(Clone)]
+pub struct RpcClient {
+    http: Client<HttpConnector, Full<Bytes>>,
+    /// Set when calls go out over TLS (`verify_outgoing`).
+    https: Option<Client<crate::net::tls::TlsConnector, Full<Bytes>>>,
+    local_ip: IpAddr,
+    faults: Arc<Faults>,
+}
+
+impl std::fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClient").field("local_ip", &self.local_ip).finish_non_exhaustive()
+    }
+}
+
+impl RpcClient {
+    /// A client whose connections start from `local_ip` (unspecified: let the OS choose).
+    pub fn new(local_ip: IpAddr, faults: Arc<Faults>) -> RpcClient {
+        let http = pooled(connector(local_ip));
+        RpcClient { http, https: None, local_ip, faults }
+    }
+
+    /// This client with outgoing TLS from `tls` when it has `verify_outgoing`.
+    pub fn with_tls(mut self, tls: Option<Arc<AgentTls>>) -> RpcClient {
+        self.https = tls.filter(|t| t.rpc_client().is_some()).map(|tls| {
+            pooled(crate::net::tls::TlsConnector::new(connector(self.local_ip), Arc::new(RpcTls(tls))))
+        });
+        self
+    }
+
+    /// Sends `req` to `addr` (`ip:port`) at `path` and decodes the answer, within `timeout`.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RpcError> {
+        let body = encode(req)?;
+        let bytes = self.call_raw(addr, path, body, timeout).await?;
+        decode(&bytes)
+    }
+
+    /// [`RpcClient::call`] with bytes in and out.
+    pub async fn call_raw(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, RpcError> {
+        let unreachable = |detail: String| RpcError::Unreachable { addr: addr.to_owned(), detail };
+        let target: SocketAddr = addr.parse().map_err(|_| unreachable("not an ip:port address".into()))?;
+        let delay = self.fault(target.ip()).ok_or_else(|| unreachable("dropped (fault injection)".into()))?;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let scheme = if self.https.is_some() { "https" } else { "http" };
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{scheme}://{addr}{path}"))
+            .header("content-type", "application/msgpack")
+            .body(Full::new(body))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let exchange = async {
+            let sent = match &self.https {
+                Some(https) => https.request(req).await,
+                None => self.http.request(req).await,
+            };
+            let resp = sent.map_err(|e| unreachable(error_chain(&e)))?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| unreachable(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok::<_, RpcError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| unreachable(format!("no answer within {timeout:?}")))??;
+        // The answer crosses the network too.
+        if self.fault(target.ip()).is_none() {
+            return Err(unreachable("answer dropped (fault injection)".into()));
+        }
+        match status {
+            StatusCode::OK => Ok(body),
+            StatusCode::NOT_FOUND => Err(RpcError::NotFound(path.to_owned())),
+            StatusCode::FORBIDDEN => Err(RpcError::Denied(String::from_utf8_lossy(&body).into_owned())),
+            _ => Err(RpcError::Remote(String::from_utf8_lossy(&body).into_owned())),
+        }
+    }
+
+    fn fault(&self, to: IpAddr) -> Option<Duration> {
+        match self.faults.verdict(self.local_ip, to) {
+            Verdict::Deliver(d) => Some(d),
+            Verdict::Drop => None,
+        }
+    }
+}
+
+/// RPC verifies servers of the local datacenter: `server.<dc>.<domain>`.
+struct RpcTls(Arc<AgentTls>);
+
+impl crate::net::tls::TlsSource for RpcTls {
+    fn client_config(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.0.rpc_client()
+    }
+
+    fn server_name(&self, _uri: &http::Uri) -> String {
+        self.0.server_name(self.0.datacenter())
+    }
+}
+
+fn connector(local_ip: IpAddr) -> HttpConnector {
+    let mut conn = HttpConnector::new();
+    conn.set_nodelay(true);
+    conn.set_connect_timeout(Some(Duration::from_secs(2)));
+    if !local_ip.is_unspecified() {
+        conn.set_local_address(Some(local_ip));
+    }
+    conn
+}
+
+fn pooled<C>(conn: C) -> Client<C, Full<Bytes>>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone,
+{
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(conn)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.ends_with(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// What the TLS handshake proved about the caller, for the handler to authorize by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// Anyone may call anything: no `verify_incoming`, or a server certificate (or any
+    /// CA-signed one without `verify_server_hostname`).
+    Trusted,
+    /// A CA-signed certificate that does not name `server.<dc>.<domain>` (a client agent)
+    /// under `verify_incoming` and `verify_server_hostname`.
+    Client,
+    /// TLS without a client certificate (allowed only with `auto_encrypt.allow_tls`).
+    Anonymous,
+}
+
+/// The answer of a handler: msgpack bytes, or an error sent as text.
+pub type HandlerResult = Result<Bytes, RpcError>;
+/// A boxed handler future.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
+/// Dispatches one call by path.
+pub type Handler = Arc<dyn Fn(String, Bytes, Peer) -> HandlerFuture + Send + Sync>;
+
+async fn handle(
+    handler: Handler,
+    req: Request<Incoming>,
+    peer: Peer,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let text = |code: StatusCode, msg: String| {
+        let mut r = Response::new(Full::new(Bytes::from(msg)));
+        *r.status_mut() = code;
+        Ok(r)
+    };
+    if req.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed", req.method()));
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return text(StatusCode::PAYLOAD_TOO_LARGE, format!("rpc body rejected: {e}")),
+    };
+    match handler(path, body, peer).await {
+        Ok(b) => Ok(Response::new(Full::new(b))),
+        Err(RpcError::NotFound(p)) => text(StatusCode::NOT_FOUND, format!("unknown rpc endpoint {p}")),
+        Err(RpcError::Denied(why)) => text(StatusCode::FORBIDDEN, why),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Serves RPC on `listener` until `stop` is cancelled, with TLS from `tls` when given.
+pub async fn serve(
+    listener: TcpListener,
+    handler: Handler,
+    tls: Option<Arc<AgentTls>>,
+    stop: CancellationToken,
+) {
+    let conns = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, from) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting an RPC connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        let stop = stop.clone();
+        let tls = tls.clone();
+        conns.spawn(async move {
+            match tls::accept(stream, tls.as_ref()).await {
+                Ok((tls::Accepted::Plain(s), peer)) => serve_conn(s, handler, peer, stop).await,
+                Ok((tls::Accepted::Tls(s), peer)) => serve_conn(*s, handler, peer, stop).await,
+                Err(why) => tracing::warn!("rpc: connection from {from} dropped: {why}"),
+            }
+        });
+    }
+    conns.close();
+    conns.wait().await;
+}
+
+/// Serves one accepted connection (plaintext or TLS) with HTTP/2.
+async fn serve_conn<S>(stream: S, handler: Handler, peer: Peer, stop: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| handle(handler.clone(), req, peer));
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .max_frame_size(1 << 20)
+        .serve_connection(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn echo() -> Handler {
+        Arc::new(|path, body, _peer| {
+            Box::pin(async move {
+                match path.as_str() {
+                    "/rpc/v1/echo" => {
+                        let s: String = decode(&body)?;
+                        encode(&format!("echo {s}"))
+                    }
+                    "/rpc/v1/fail" => Err(RpcError::Remote("No cluster leader".into())),
+                    _ => Err(RpcError::NotFound(path)),
+                }
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn calls_errors_and_faults() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(listener, echo(), None, stop.clone()));
+        let faults = Faults::none();
+        let c = RpcClient::new("127.0.0.1".parse().expect("ip"), faults.clone());
+        let t = Duration::from_secs(5);
+        let r: String = c.call(&addr, "/rpc/v1/echo", &"hi".to_owned(), t).await.expect("call");
+        assert_eq!(r, "echo hi");
+        let e = c.call::<_, String>(&addr, "/rpc/v1/fail", &(), t).await.unwrap_err();
+        assert_eq!(e.to_string(), "No cluster leader");
+        let e = c.call::<_, String>(&addr, "/rpc/v1/nope", &(), t).await.unwrap_err();
+        assert!(matches!(e, RpcError::NotFound(_)), "{e}");
+
+        // A partition between two loopback addresses drops the call.
+        let other = RpcClient::new("127.0.0.2".parse().expect("ip"), faults.clone());
+        faults.partition(&[&["127.0.0.1".parse().expect("ip")], &["127.0.0.2".parse().expect("ip")]]);
+        let e = other.call::<_, String>(&addr, "/rpc/v1/echo", &"x".to_owned(), t).await.unwrap_err();
+        assert!(matches!(e, RpcError::Unreachable { .. }), "{e}");
+        faults.heal();
+        let r: String = other.call(&addr, "/rpc/v1/echo", &"x".to_owned(), t).await.expect("healed");
+        assert_eq!(r, "echo x");
+        stop.cancel();
+        let e = c.call::<_, String>("127.0.0.1:1", "/rpc/v1/echo", &(), t).await.unwrap_err();
+        assert!(matches!(e, RpcError::Unreachable { .. }), "{e}");
+    }
+}

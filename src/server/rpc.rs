@@ -1,0 +1,149 @@
+//! Server-to-server calls (`/rpc/v1/*`) and the dispatcher that also routes Raft traffic.
+//!
+//! | path | request | answer | where |
+//! |---|---|---|---|
+//! | `/rpc/v1/write` | `Command` | `Result<Response, Error>` | leader (followers forward here) |
+//! | `/rpc/v1/read_index` | `bool` (consistent) | `Result<u64, Error>` | leader: the index a follower must apply before serving a read |
+//! | `/rpc/v1/add_server` | `(u64, ServerNode)` | `Result<(), Error>` | leader: learner → caught up → voter |
+//! | `/rpc/v1/remove_server` | `u64` | `Result<(), Error>` | leader |
+//! | `/rpc/v1/write_any` | `Command` | `Result<Response, Error>` | any server (client agents); forwarded to the leader once |
+//! | `/rpc/v1/node_entries` | node name | `NodeEntries` | any server: a client agent's anti-entropy view |
+//! | `/rpc/v1/http` | `ProxyRequest` | `ProxyResponse` | any server: a client agent's HTTP API request |
+//! | `/rpc/v1/dns/*` | name / (name, tag) / ip | nodes and instances | any server: a client agent's DNS reads |
+//! | `/rpc/v1/session_renew` | `(String, Duration)` | `()` | leader: session TTL timers live there |
+//! | `/rpc/v1/operator/*` | see `operator/rpc.rs` | | operator endpoints (stats, health, leadership transfer) |
+//! | `/rpc/v1/ping` | `()` | node name | any server: proves it answers RPC (and, over TLS, holds a server certificate) |
+//! | `/rpc/v1/auto_encrypt/sign` | CSR | certificate and CA | servers with `auto_encrypt.allow_tls` |
+//!
+//! Under `verify_incoming` with `verify_server_hostname`, a client agent's certificate may
+//! call only what client agents need ([`CLIENT_PATHS`]), and a TLS connection without a
+//! certificate only `auto_encrypt/sign`; Raft and every other path need a server certificate.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{Error, Server};
+use crate::fsm::Command;
+use crate::raft::{self, ServerNode};
+use crate::rpc::{self, Handler, HandlerResult, Peer, RpcError};
+
+pub(super) const WRITE: &str = "/rpc/v1/write";
+pub(super) const WRITE_ANY: &str = "/rpc/v1/write_any";
+pub(super) const NODE_ENTRIES: &str = "/rpc/v1/node_entries";
+pub(super) const HTTP: &str = "/rpc/v1/http";
+const DNS_NODE: &str = "/rpc/v1/dns/node";
+const DNS_INSTANCES: &str = "/rpc/v1/dns/instances";
+const DNS_NODES_BY_ADDR: &str = "/rpc/v1/dns/nodes_by_addr";
+pub(super) const READ_INDEX: &str = "/rpc/v1/read_index";
+pub(super) const ADD_SERVER: &str = "/rpc/v1/add_server";
+pub(super) const REMOVE_SERVER: &str = "/rpc/v1/remove_server";
+pub(super) const SESSION_RENEW: &str = "/rpc/v1/session_renew";
+pub(super) const PING: &str = "/rpc/v1/ping";
+/// auto_encrypt: a client agent's certificate request.
+pub(crate) const AUTO_ENCRYPT_SIGN: &str = "/rpc/v1/auto_encrypt/sign";
+
+/// What a client agent's certificate may call: what client agents use, nothing that changes
+/// the cluster itself (Raft, membership, leader-only paths).
+const CLIENT_PATHS: &[&str] =
+    &[WRITE_ANY, NODE_ENTRIES, HTTP, DNS_NODE, DNS_INSTANCES, DNS_NODES_BY_ADDR, PING, AUTO_ENCRYPT_SIGN];
+
+/// Whether `peer` may call `path`.
+fn authorize(peer: Peer, path: &str, server: &Server) -> Result<(), RpcError> {
+    let allowed = match peer {
+        Peer::Trusted => true,
+        Peer::Client => CLIENT_PATHS.contains(&path),
+        Peer::Anonymous => path == AUTO_ENCRYPT_SIGN,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let name = format!("server.{}.{}", server.config().datacenter, server.config().domain);
+    Err(RpcError::Denied(match peer {
+        Peer::Anonymous => format!("Permission denied: {path} needs a client certificate (verify_incoming)"),
+        _ => format!("Permission denied: {path} needs a server certificate ({name})"),
+    }))
+}
+
+/// The RPC handler of a server. Holds a weak reference so that a stopped server is freed.
+pub(super) fn handler(server: &Server) -> Handler {
+    let weak = Arc::downgrade(&server.inner);
+    Arc::new(move |path: String, body: Bytes, peer: Peer| {
+        let weak = weak.clone();
+        Box::pin(async move {
+            let Some(inner) = weak.upgrade() else {
+                return Err(RpcError::Remote(Error::ShuttingDown.to_string()));
+            };
+            let server = Server { inner };
+            authorize(peer, &path, &server)?;
+            dispatch(&server, &path, &body).await
+        })
+    })
+}
+
+async fn dispatch(server: &Server, path: &str, body: &Bytes) -> HandlerResult {
+    if path.starts_with("/raft/") {
+        if path == "/raft/v1/append" {
+            server.touch_contact();
+        }
+        return raft::handle_rpc(&server.inner.raft, path, body)
+            .await
+            .unwrap_or_else(|| Err(RpcError::NotFound(path.to_owned())));
+    }
+    match path {
+        WRITE => {
+            let cmd: Command = rpc::decode(body)?;
+            // Only the leader applies forwarded writes: no second hop, so no loops.
+            let r = if server.is_leader() { server.write_local(cmd).await } else { Err(Error::NoLeader) };
+            rpc::encode(&r)
+        }
+        WRITE_ANY => {
+            let cmd: Command = rpc::decode(body)?;
+            rpc::encode(&server.write(cmd).await)
+        }
+        NODE_ENTRIES => {
+            let node: String = rpc::decode(body)?;
+            rpc::encode(&server.local_node_entries(&node))
+        }
+        HTTP => {
+            let req: super::ProxyRequest = rpc::decode(body)?;
+            let Some(hook) = server.inner.http_hook.get().cloned() else {
+                return Err(RpcError::Remote("this server has no HTTP API to proxy to".into()));
+            };
+            rpc::encode(&hook(req).await)
+        }
+        DNS_NODE | DNS_INSTANCES | DNS_NODES_BY_ADDR => crate::dns::serve_rpc(server, path, body),
+        READ_INDEX => {
+            let consistent: bool = rpc::decode(body)?;
+            rpc::encode(&server.leader_read_index(consistent).await)
+        }
+        ADD_SERVER => {
+            let (id, node): (u64, ServerNode) = rpc::decode(body)?;
+            let r = if server.is_leader() {
+                server.add_server_local(id, node).await
+            } else {
+                Err(Error::NoLeader)
+            };
+            rpc::encode(&r)
+        }
+        REMOVE_SERVER => {
+            let id: u64 = rpc::decode(body)?;
+            let r =
+                if server.is_leader() { server.remove_server_local(id).await } else { Err(Error::NoLeader) };
+            rpc::encode(&r)
+        }
+        PING => rpc::encode(&server.config().node_name),
+        AUTO_ENCRYPT_SIGN => {
+            let req: super::auto_encrypt::SignRequest = rpc::decode(body)?;
+            rpc::encode(&server.auto_encrypt_sign(&req))
+        }
+        SESSION_RENEW => {
+            let id: String = rpc::decode(body)?;
+            rpc::encode(&server.renew_session_rpc(&id))
+        }
+        p if p.starts_with(super::operator::RPC_PREFIX) => {
+            super::operator::dispatch_rpc(server, p, body).await
+        }
+        _ => Err(RpcError::NotFound(path.to_owned())),
+    }
+}
