@@ -20,6 +20,7 @@
 //! A blocking `GET /v1/kv/x?index=N` re-runs its query each time the KV table advances
 //! until the key's index moves past `N` or `wait` elapses.
 
+pub mod acl;
 pub mod agent;
 pub mod checks;
 pub mod cli;

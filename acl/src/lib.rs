@@ -15,9 +15,11 @@
 #![warn(missing_docs)]
 
 mod authorizer;
+mod jwt;
 mod rules;
 
 pub use authorizer::{Authorizer, Decision, DefaultPolicy, Grant, PolicyRef, Reason, compile};
+pub use jwt::{JwtConfig, JwtError, VerifiedClaims, interpolate};
 pub use rules::{
     Access, Disposition, Label, Resource, Rule, RuleError, Rules, node_identity_rules, service_identity_rules,
 };

@@ -162,20 +162,6 @@ fn check_supported(cfg: &RuntimeConfig) -> Result<(), AgentError> {
             "acl.default_policy must be \"allow\" or \"deny\", not {p:?}"
         )));
     }
-    // Running without the protection an operator configured would be worse than not running.
-    let acl_on = match cfg.acl.get("enabled") {
-        Some(serde_json::Value::Bool(b)) => *b,
-        Some(serde_json::Value::String(s)) => s == "true",
-        _ => false,
-    };
-    if acl_on {
-        return Err(AgentError::Unsupported(
-            "acl.enabled = true: this version of Sekisho does not enforce ACLs yet; it refuses to start \
-             rather than serve without the protection configured (remove the acl stanza, or set \
-             enabled = false, to run without ACLs)"
-                .into(),
-        ));
-    }
     Ok(())
 }
 
@@ -188,6 +174,7 @@ impl Agent {
     /// Starts an agent: binds the HTTP listener, starts Raft and waits for a leader.
     pub async fn start_with(cfg: RuntimeConfig, tuning: Tuning) -> Result<AgentHandle, AgentError> {
         check_supported(&cfg)?;
+        let acl_config = crate::acl::AclConfig::parse(&cfg.acl).map_err(AgentError::Unsupported)?;
         let retention = match cfg.prometheus_retention_time {
             d if d.is_zero() && cfg.dev => Duration::from_secs(60),
             d => d,
@@ -305,6 +292,10 @@ impl Agent {
                 stop_http.clone(),
             ));
         }
+        if cfg.server && acl_config.enabled {
+            let initial = acl_config.tokens.initial_management.clone();
+            tasks.spawn(crate::acl::leader::run(server.clone(), initial, stop_http.clone()));
+        }
         if let Some(tls) = tls.clone() {
             if cfg.tls.auto_encrypt.allow_tls {
                 let domain = cfg.domain.clone();
@@ -333,6 +324,12 @@ impl Agent {
         let http_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         let https_addr = https_listener.as_ref().and_then(|l| l.local_addr().ok());
         let reloader = Arc::new(Reloader::new(tls.clone(), local.clone()));
+        let acl = Arc::new(crate::acl::Acl::new(
+            acl_config.clone(),
+            server.clone(),
+            cfg.node_name.clone(),
+            cfg.datacenter.clone(),
+        ));
         let state = HttpState {
             reloader: reloader.clone(),
             server: server.clone(),
@@ -342,6 +339,7 @@ impl Agent {
             leave: leave.clone(),
             tls: tls.clone(),
             events: events.clone(),
+            acl: acl.clone(),
         };
         if cfg.server {
             server.set_http_hook(http::proxy::hook(http::router(state.clone())));
@@ -372,7 +370,8 @@ impl Agent {
         let stop_dns = CancellationToken::new();
         let dns_addr = dns_sockets.as_ref().and_then(|(udp, _)| udp.local_addr().ok());
         if let Some((udp, tcp)) = dns_sockets {
-            let ctx = dns::DnsContext::from_config(&cfg, server.clone());
+            let mut ctx = dns::DnsContext::from_config(&cfg, server.clone());
+            ctx.acl = acl_config.enabled.then(|| acl.clone());
             let stop = stop_dns.clone();
             tasks.spawn(async move {
                 if let Err(e) = dns::serve(udp, tcp, ctx, stop).await {
@@ -514,6 +513,7 @@ fn agent_info(cfg: &RuntimeConfig) -> AgentInfo {
         txn_max_req_len: cfg.txn_max_req_len,
         session_ttl_min: cfg.session_ttl_min,
         acl_default_policy: if acl_default_policy(cfg) == Some("deny") { "deny" } else { "allow" },
+        data_dir: cfg.data_dir.clone(),
     }
 }
 

@@ -3,9 +3,13 @@
 //! can forward to a server over RPC without touching the answer code.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use sekisho_acl::{Access, Resource};
+
+use crate::acl::{Acl, Identity};
 use crate::server::Server;
 use crate::state::Store;
 use crate::state::types::{HealthCheck, Node, Service};
@@ -31,40 +35,72 @@ pub(crate) trait CatalogRead: Send + Sync + 'static {
     async fn nodes_with_address(&self, ip: IpAddr) -> Vec<Node>;
 }
 
-/// Reads the local state store.
+/// Reads the local state store (client agents: a server's), showing only what the agent's
+/// default token (else anonymous) may read: `node:read` and `service:read`, as in Consul.
 #[derive(Debug, Clone)]
 pub(crate) struct LocalCatalog {
     server: Server,
+    acl: Option<Arc<Acl>>,
 }
 
 impl LocalCatalog {
-    pub(crate) fn new(server: Server) -> LocalCatalog {
-        LocalCatalog { server }
+    pub(crate) fn new(server: Server, acl: Option<Arc<Acl>>) -> LocalCatalog {
+        LocalCatalog { server, acl }
     }
+
+    /// The identity DNS answers under; `None` when nothing may be shown (the default token
+    /// no longer exists).
+    async fn identity(&self) -> Option<Arc<Identity>> {
+        let Some(acl) = &self.acl else { return Some(Arc::new(Identity::unrestricted())) };
+        match acl.resolve_default().await {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!("dns: the default token does not resolve ({e}); answering nothing");
+                None
+            }
+        }
+    }
+}
+
+fn sees_node(id: &Identity, n: &Node) -> bool {
+    id.allows(Resource::Node, &n.node, Access::Read)
 }
 
 #[async_trait]
 impl CatalogRead for LocalCatalog {
     async fn node(&self, name: &str) -> Option<Node> {
-        if self.server.is_client() {
-            return self.remote(DNS_NODE, &name.to_owned()).await.flatten();
-        }
-        self.server.state().read(|st| find_node(st, name).cloned())
+        let id = self.identity().await?;
+        let node = if self.server.is_client() {
+            self.remote(DNS_NODE, &name.to_owned()).await.flatten()
+        } else {
+            self.server.state().read(|st| find_node(st, name).cloned())
+        };
+        node.filter(|n| sees_node(&id, n))
     }
 
     async fn service_instances(&self, name: &str, tag: Option<&str>) -> Vec<Instance> {
-        if self.server.is_client() {
+        let Some(id) = self.identity().await else { return Vec::new() };
+        let all = if self.server.is_client() {
             let req = (name.to_owned(), tag.map(str::to_owned));
-            return self.remote(DNS_INSTANCES, &req).await.unwrap_or_default();
-        }
-        self.server.state().read(|st| instances(st, name, tag))
+            self.remote(DNS_INSTANCES, &req).await.unwrap_or_default()
+        } else {
+            self.server.state().read(|st| instances(st, name, tag))
+        };
+        all.into_iter()
+            .filter(|i| {
+                sees_node(&id, &i.node) && id.allows(Resource::Service, &i.service.service, Access::Read)
+            })
+            .collect()
     }
 
     async fn nodes_with_address(&self, ip: IpAddr) -> Vec<Node> {
-        if self.server.is_client() {
-            return self.remote(DNS_NODES_BY_ADDR, &ip).await.unwrap_or_default();
-        }
-        self.server.state().read(|st| nodes_by_addr(st, ip))
+        let Some(id) = self.identity().await else { return Vec::new() };
+        let all = if self.server.is_client() {
+            self.remote(DNS_NODES_BY_ADDR, &ip).await.unwrap_or_default()
+        } else {
+            self.server.state().read(|st| nodes_by_addr(st, ip))
+        };
+        all.into_iter().filter(|n| sees_node(&id, n)).collect()
     }
 }
 

@@ -42,7 +42,7 @@ impl Handler {
         let recursor =
             Recursor::new(ctx.recursors, &ctx.config.recursor_strategy, ctx.config.recursor_timeout);
         Handler {
-            catalog: Box::new(LocalCatalog::new(ctx.server)),
+            catalog: Box::new(LocalCatalog::new(ctx.server, ctx.acl)),
             zones: Zones::new(&ctx.domain, ctx.alt_domain.as_deref(), &ctx.datacenter),
             domain: fqdn(&ctx.domain),
             alt_domain: ctx.alt_domain.as_deref().map(fqdn),

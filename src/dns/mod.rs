@@ -58,6 +58,8 @@ pub struct DnsContext {
     pub recursors: Vec<SocketAddr>,
     /// `dns_config`.
     pub config: DnsConfig,
+    /// ACLs: answers show what the agent's default token (else anonymous) may read.
+    pub acl: Option<std::sync::Arc<crate::acl::Acl>>,
 }
 
 impl DnsContext {
@@ -83,6 +85,7 @@ impl DnsContext {
             alt_domain: cfg.alt_domain.clone(),
             recursors,
             config: cfg.dns.clone(),
+            acl: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::state::Store;
+use crate::state::acl::{AclOp, AclResult, acl_apply};
 use crate::state::auto_encrypt::{AutoEncryptCa, auto_encrypt_ca_set};
 use crate::state::autopilot::{AutopilotConfig, autopilot_set};
 use crate::state::catalog::{DeregisterRequest, RegisterRequest, deregister, register};
@@ -47,6 +48,8 @@ pub enum Command {
     CoordinateBatchUpdate(Vec<CoordinateEntry>),
     /// The auto_encrypt CA, stored only if none is.
     AutoEncryptCaSet(AutoEncryptCa),
+    /// An ACL write (tokens, policies, roles, bootstrap).
+    Acl(AclOp),
 }
 
 /// The result of applying a [`Command`].
@@ -62,6 +65,8 @@ pub enum Response {
     Txn(TxnOutcome),
     /// One response per command of a [`Command::Batch`].
     Batch(Vec<Response>),
+    /// An ACL write's commit index, or its error.
+    Acl(AclResult),
 }
 
 /// Applies `cmd` at Raft index `idx`.
@@ -87,6 +92,7 @@ pub fn apply(st: &mut Store, idx: u64, cmd: &Command, now: Instant) -> Response 
         }
         Command::AutopilotSet { config, cas } => Response::Bool(autopilot_set(st, idx, config, *cas)),
         Command::AutoEncryptCaSet(ca) => Response::Bool(auto_encrypt_ca_set(st, ca)),
+        Command::Acl(op) => Response::Acl(acl_apply(st, idx, op)),
         Command::CoordinateBatchUpdate(updates) => {
             coordinate_batch_update(st, idx, updates);
             Response::None

@@ -7,8 +7,10 @@ use axum::routing::{get, put};
 use serde_json::{Value, json as j};
 
 use super::HttpState;
+use super::caller::Caller;
 use super::error::ApiResult;
 use super::query::{Params, json};
+use sekisho_acl::{Access, Resource};
 
 pub(super) fn routes() -> Router<HttpState> {
     Router::new()
@@ -87,7 +89,8 @@ fn stats(st: &HttpState) -> Value {
     })
 }
 
-async fn agent_self(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn agent_self(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    c.require(Resource::Agent, &st.agent.node_name, Access::Read)?;
     let p = Params::parse(q.as_deref());
     let a = &st.agent;
     let body = j!({
@@ -111,22 +114,27 @@ async fn agent_self(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiRe
     json(&p, StatusCode::OK, None, &body)
 }
 
-async fn members(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn members(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     if p.flag("wan") {
         return Err(super::error::ApiError::internal(
             "WAN members are not available: the WAN pool arrives with federation",
         ));
     }
-    let members: Vec<Value> = st.gossip.members().iter().map(member_json).collect();
-    json(&p, StatusCode::OK, None, &members)
+    let all = st.gossip.members();
+    let members: Vec<Value> =
+        all.iter().filter(|m| c.allows(Resource::Node, &m.name, Access::Read)).map(member_json).collect();
+    let filtered = members.len() < all.len();
+    Ok(super::kv::mark_filtered(json(&p, StatusCode::OK, None, &members)?, filtered))
 }
 
 async fn join(
     State(st): State<HttpState>,
+    c: Caller,
     axum::extract::Path(address): axum::extract::Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
+    c.require(Resource::Agent, &st.agent.node_name, Access::Write)?;
     let p = Params::parse(q.as_deref());
     if p.flag("wan") {
         return Err(super::error::ApiError::internal("WAN join is not available until federation"));
@@ -137,9 +145,11 @@ async fn join(
 
 async fn force_leave(
     State(st): State<HttpState>,
+    c: Caller,
     axum::extract::Path(node): axum::extract::Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
+    c.require(Resource::Operator, "", Access::Write)?;
     let p = Params::parse(q.as_deref());
     st.gossip
         .force_leave(&node, p.flag("prune"))
@@ -147,7 +157,8 @@ async fn force_leave(
     json(&p, StatusCode::OK, None, &Value::Null)
 }
 
-async fn leave(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn leave(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    c.require(Resource::Agent, &st.agent.node_name, Access::Write)?;
     let p = Params::parse(q.as_deref());
     tracing::info!("graceful leave requested over HTTP");
     // A server takes itself out of the Raft configuration first, so the others keep a

@@ -12,12 +12,14 @@ use axum::routing::{get, put};
 use serde_json::{Map, Value, json as j};
 
 use super::HttpState;
-use super::decode::parse_body;
+use super::caller::Caller;
+use super::decode::{Obj, parse_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json};
 use crate::filter;
 use crate::local::{LocalError, LocalState};
 use crate::state::types::{HealthCheck, Service};
+use sekisho_acl::{Access, Resource};
 
 pub(super) fn routes() -> Router<HttpState> {
     Router::new()
@@ -73,11 +75,15 @@ fn filtered_map(p: &Params, items: Vec<(String, Value)>) -> Result<Value, ApiErr
     Ok(Value::Object(out))
 }
 
-async fn list(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let dc = &st.agent.datacenter;
-    let items = st.local.services().iter().map(|s| (s.id.clone(), agent_service(s, dc))).collect();
-    json(&p, StatusCode::OK, None, &filtered_map(&p, items)?)
+    let all = st.local.services();
+    let visible: Vec<_> =
+        all.iter().filter(|s| c.allows(Resource::Service, &s.service, Access::Read)).collect();
+    let filtered = visible.len() < all.len();
+    let items = visible.iter().map(|s| (s.id.clone(), agent_service(s, dc))).collect();
+    Ok(super::kv::mark_filtered(json(&p, StatusCode::OK, None, &filtered_map(&p, items)?)?, filtered))
 }
 
 /// FNV-1a over the JSON text: an opaque, stable content hash.
@@ -100,8 +106,16 @@ fn wait_time(p: &Params) -> Result<Duration, ApiError> {
     }
 }
 
-async fn one(State(st): State<HttpState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn one(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
+    if let Some(v) = st.local.service(&id) {
+        c.require(Resource::Service, &v.service.service, Access::Read)?;
+    }
     let dc = st.agent.datacenter.clone();
     let render = |l: &LocalState| {
         l.service(&id).map(|v| {
@@ -132,17 +146,34 @@ async fn one(State(st): State<HttpState>, Path(id): Path<String>, RawQuery(q): R
     }
 }
 
-async fn register(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+async fn register(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let v = parse_body(&super::read_default_body(body).await?)?;
+    let name = Obj::new(&v, "ServiceDefinition")?.str("Name")?;
+    c.require(Resource::Service, &name, Access::Write)?;
     st.local.register_service(&v, p.flag("replace-existing-checks"))?;
     json(&p, StatusCode::OK, None, &Value::Null)
 }
 
-async fn deregister(State(st): State<HttpState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn deregister(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
+    require_service_write(&st, &c, &id)?;
     st.local.deregister_service(&id)?;
     json(&p, StatusCode::OK, None, &Value::Null)
+}
+
+/// `service:write` on the local service `id` (an unknown ID needs nothing: the call then
+/// answers 404).
+fn require_service_write(st: &HttpState, c: &Caller, id: &str) -> Result<(), ApiError> {
+    match st.local.service(id) {
+        Some(v) => c.require(Resource::Service, &v.service.service, Access::Write),
+        None => Ok(()),
+    }
 }
 
 /// `?enable=true|false` (required) and `?reason=`.
@@ -159,10 +190,12 @@ pub(super) fn enable_param(p: &Params) -> Result<bool, ApiError> {
 
 async fn maintenance(
     State(st): State<HttpState>,
+    c: Caller,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
     let p = Params::parse(q.as_deref());
+    require_service_write(&st, &c, &id)?;
     let enable = enable_param(&p)?;
     st.local.set_maintenance(Some(&id), enable, p.get("reason").unwrap_or(""))?;
     json(&p, StatusCode::OK, None, &Value::Null)
@@ -187,6 +220,7 @@ fn text(code: StatusCode, body: String) -> Response {
 
 async fn health_by_id(
     State(st): State<HttpState>,
+    c: Caller,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
@@ -194,6 +228,7 @@ async fn health_by_id(
     let Some(v) = st.local.service(&id) else {
         return Ok(text(StatusCode::NOT_FOUND, format!("ServiceId {id} not found")));
     };
+    c.require(Resource::Service, &v.service.service, Access::Read)?;
     let (status, body) = health_entry(&st.agent.datacenter, &v.service, &v.checks);
     if p.get("format") == Some("text") {
         return Ok(text(health_code(status), status.to_owned()));
@@ -203,10 +238,12 @@ async fn health_by_id(
 
 async fn health_by_name(
     State(st): State<HttpState>,
+    c: Caller,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
     let p = Params::parse(q.as_deref());
+    c.require(Resource::Service, &name, Access::Read)?;
     let mut worst = "passing";
     let mut out = Vec::new();
     for s in st.local.services().into_iter().filter(|s| s.service == name) {

@@ -11,6 +11,7 @@ use axum::routing::{get, put};
 use serde_json::{Value, json as j};
 
 use super::HttpState;
+use super::caller::Caller;
 use super::decode::{Obj, parse_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json};
@@ -21,6 +22,7 @@ use crate::state::catalog::{DeregisterRequest, RegisterRequest, catalog_index, s
 use crate::state::types::{
     CRITICAL, CheckDefinition, HealthCheck, Node, PASSING, Service, ServiceAddress, WARNING, Weights,
 };
+use sekisho_acl::{Access, Resource};
 
 pub(super) fn routes() -> Router<HttpState> {
     Router::new()
@@ -133,7 +135,7 @@ fn check_dc(st: &HttpState, dc: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn register(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+async fn register(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let v = parse_body(&super::read_default_body(body).await?)?;
     let o = Obj::new(&v, "RegisterRequest")?;
@@ -158,10 +160,65 @@ async fn register(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body
         checks.push(decode_check(&Obj::new(c, "Checks")?)?);
     }
     let req = RegisterRequest { node, service, checks, skip_node_update: o.bool("SkipNodeUpdate")? };
+    vet_register(&c, &req)?;
     super::kv::write_bool(&st, &p, Command::Register(Box::new(req))).await
 }
 
-async fn deregister(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+/// Consul's `vetRegisterWithACL`: `node:write` to change the node or its own checks,
+/// `service:write` for the service and the checks that belong to a service.
+fn vet_register(c: &Caller, req: &RegisterRequest) -> Result<(), ApiError> {
+    if !req.skip_node_update {
+        c.require(Resource::Node, &req.node.node, Access::Write)?;
+    }
+    if let Some(s) = &req.service {
+        c.require(Resource::Service, &s.service, Access::Write)?;
+    }
+    for chk in &req.checks {
+        if chk.service_id.is_empty() {
+            c.require(Resource::Node, &req.node.node, Access::Write)?;
+        } else {
+            let name = req
+                .service
+                .as_ref()
+                .filter(|s| s.id == chk.service_id)
+                .map(|s| s.service.clone())
+                .unwrap_or_else(|| chk.service_name.clone());
+            c.require(Resource::Service, &name, Access::Write)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deregistering: a service needs `service:write` on it, a check the write its owner needs,
+/// the whole node `node:write`.
+fn vet_deregister(st: &HttpState, c: &Caller, req: &DeregisterRequest) -> Result<(), ApiError> {
+    let (service, check_service) = st.server.state().read(|s| {
+        let svc = req
+            .service_id
+            .as_ref()
+            .and_then(|id| s.services.get(&req.node).and_then(|m| m.get(id)))
+            .map(|x| x.service.clone());
+        let chk = req
+            .check_id
+            .as_ref()
+            .and_then(|id| s.checks.get(&req.node).and_then(|m| m.get(id)))
+            .map(|x| x.service_name.clone());
+        (svc, chk)
+    });
+    match (&req.service_id, &req.check_id) {
+        (Some(_), _) => match service {
+            Some(name) => c.require(Resource::Service, &name, Access::Write),
+            None => c.require(Resource::Node, &req.node, Access::Write),
+        },
+        (None, Some(_)) => match check_service.filter(|n| !n.is_empty()) {
+            Some(name) => c.require(Resource::Service, &name, Access::Write),
+            None => c.require(Resource::Node, &req.node, Access::Write),
+        },
+        (None, None) => c.require(Resource::Node, &req.node, Access::Write),
+    }
+}
+
+async fn deregister(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let v = parse_body(&super::read_default_body(body).await?)?;
     let o = Obj::new(&v, "DeregisterRequest")?;
@@ -175,6 +232,7 @@ async fn deregister(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Bo
     if req.node.is_empty() {
         return Err(ApiError::bad_request("Must provide node"));
     }
+    vet_deregister(&st, &c, &req)?;
     super::kv::write_bool(&st, &p, Command::Deregister(req)).await
 }
 
@@ -186,6 +244,7 @@ async fn datacenters(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiR
 /// Runs a catalog read with blocking and filtering and answers the JSON list.
 async fn catalog_list(
     st: &HttpState,
+    c: &Caller,
     p: &Params,
     f: impl Fn(&crate::state::Store) -> Vec<Value>,
 ) -> ApiResult {
@@ -201,18 +260,22 @@ async fn catalog_list(
             (items, i, i)
         })
         .await?;
-    json(p, StatusCode::OK, Some(&meta), &filter::apply(filt.as_ref(), items))
+    let (items, filtered) = c.filter_rows(items);
+    let r = json(p, StatusCode::OK, Some(&meta), &filter::apply(filt.as_ref(), items))?;
+    Ok(super::kv::mark_filtered(r, filtered))
 }
 
 fn to_values<T: serde::Serialize>(items: &[T]) -> Vec<Value> {
     items.iter().map(|i| serde_json::to_value(i).unwrap_or_default()).collect()
 }
 
-async fn nodes(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn nodes(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let meta = p.node_meta();
-    catalog_list(&st, &p, |s| to_values(&s.nodes.values().filter(|n| n.has_meta(&meta)).collect::<Vec<_>>()))
-        .await
+    catalog_list(&st, &c, &p, |s| {
+        to_values(&s.nodes.values().filter(|n| n.has_meta(&meta)).collect::<Vec<_>>())
+    })
+    .await
 }
 
 /// Every instance as a flattened `ServiceNode`, on nodes matching `node-meta`.
@@ -225,7 +288,7 @@ fn all_service_nodes(s: &crate::state::Store, meta: &[(String, String)]) -> Vec<
     out
 }
 
-async fn list_services(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn list_services(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
     let filt = p.filter()?;
@@ -247,7 +310,11 @@ async fn list_services(State(st): State<HttpState>, RawQuery(q): RawQuery) -> Ap
             (out, i, i)
         })
         .await?;
-    json(&p, StatusCode::OK, Some(&meta), &svcs)
+    let total = svcs.len();
+    let svcs: BTreeMap<_, _> =
+        svcs.into_iter().filter(|(name, _)| c.allows(Resource::Service, name, Access::Read)).collect();
+    let filtered = svcs.len() < total;
+    Ok(super::kv::mark_filtered(json(&p, StatusCode::OK, Some(&meta), &svcs)?, filtered))
 }
 
 /// Consul's flattened `ServiceNode`.
@@ -263,11 +330,16 @@ pub(super) fn service_node(n: &Node, s: &Service) -> Value {
     })
 }
 
-async fn service(State(st): State<HttpState>, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn service(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let tags = p.all("tag");
     let meta = p.node_meta();
-    catalog_list(&st, &p, |s| {
+    catalog_list(&st, &c, &p, |s| {
         service_nodes(s, &name, &tags)
             .iter()
             .filter(|(n, _)| n.has_meta(&meta))
@@ -277,20 +349,27 @@ async fn service(State(st): State<HttpState>, Path(name): Path<String>, RawQuery
     .await
 }
 
-async fn node(State(st): State<HttpState>, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn node(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
     let filt = p.filter()?;
+    let node_ok = c.allows(Resource::Node, &name, Access::Read);
     let (v, meta) = st
         .server
         .query(&opts, &Table::CATALOG, |s| {
             let i = catalog_index(s);
-            let v = s.nodes.get(&name).map(|n| {
+            let v = s.nodes.get(&name).filter(|_| node_ok).map(|n| {
                 let svcs: serde_json::Map<String, Value> = s
                     .services
                     .get(&name)
                     .into_iter()
                     .flatten()
+                    .filter(|(_, svc)| c.allows(Resource::Service, &svc.service, Access::Read))
                     .map(|(id, svc)| (id.clone(), serde_json::to_value(svc).unwrap_or_default()))
                     .filter(|(_, v)| filt.as_ref().is_none_or(|f| f.matches(v)))
                     .collect();
@@ -304,18 +383,25 @@ async fn node(State(st): State<HttpState>, Path(name): Path<String>, RawQuery(q)
 
 async fn node_services(
     State(st): State<HttpState>,
+    c: Caller,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
+    c.require(Resource::Node, &name, Access::Read)?;
     let (v, meta) = st
         .server
         .query(&opts, &Table::CATALOG, |s| {
             let i = catalog_index(s);
             let v = s.nodes.get(&name).map(|n| {
-                let svcs: Vec<&Service> =
-                    s.services.get(&name).map(|m| m.values().collect()).unwrap_or_default();
+                let svcs: Vec<&Service> = s
+                    .services
+                    .get(&name)
+                    .map(|m| {
+                        m.values().filter(|x| c.allows(Resource::Service, &x.service, Access::Read)).collect()
+                    })
+                    .unwrap_or_default();
                 j!({"Node": n, "Services": svcs})
             });
             (v, i, i)

@@ -11,6 +11,7 @@ use axum::routing::{get, put};
 use serde_json::Value;
 
 use super::HttpState;
+use super::caller::Caller;
 use super::decode::parse_body;
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json, not_found_with_meta};
@@ -20,6 +21,7 @@ use crate::state::coordinate::{
     Coordinate, CoordinateEntry, coordinate_get, coordinate_index, coordinate_list, sort_near,
 };
 use crate::state::{Store, Table};
+use sekisho_acl::{Access, Resource};
 
 pub(super) fn routes() -> Router<HttpState> {
     Router::new()
@@ -45,7 +47,7 @@ pub(super) fn sort_items(s: &Store, near: Option<&str>, items: &mut [Value]) {
     }
 }
 
-async fn nodes(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn nodes(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
     let filt = p.filter()?;
@@ -58,11 +60,19 @@ async fn nodes(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult 
             (items, i, i)
         })
         .await?;
-    json(&p, StatusCode::OK, Some(&meta), &filter::apply(filt.as_ref(), items))
+    let (items, filtered) = c.filter_rows(items);
+    let r = json(&p, StatusCode::OK, Some(&meta), &filter::apply(filt.as_ref(), items))?;
+    Ok(super::kv::mark_filtered(r, filtered))
 }
 
-async fn node(State(st): State<HttpState>, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn node(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
+    c.require(Resource::Node, &name, Access::Read)?;
     let opts = p.query_options()?;
     let (entry, meta) = st
         .server
@@ -78,9 +88,10 @@ async fn node(State(st): State<HttpState>, Path(name): Path<String>, RawQuery(q)
     }
 }
 
-async fn update(State(st): State<HttpState>, body: Body) -> ApiResult {
+async fn update(State(st): State<HttpState>, c: Caller, body: Body) -> ApiResult {
     let v = parse_body(&super::read_default_body(body).await?)?;
     let entry = decode_update(&v)?;
+    c.require(Resource::Node, &entry.node, Access::Write)?;
     st.server.write(Command::CoordinateBatchUpdate(vec![entry])).await?;
     // Consul answers an empty 200.
     Ok(StatusCode::OK.into_response())

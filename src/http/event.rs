@@ -8,10 +8,12 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::routing::{get, put};
 
 use super::HttpState;
+use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json};
 use crate::event::{EventError, Events, FireRequest, UserEvent, index_of};
 use crate::gossip::USER_EVENT_SIZE_LIMIT;
+use sekisho_acl::{Access, Resource};
 
 /// Bodies past this are refused before reading them whole (the event limit is far lower).
 const READ_LIMIT: usize = 64 << 10;
@@ -40,11 +42,13 @@ fn event_error(e: EventError) -> ApiError {
 
 async fn fire(
     State(st): State<HttpState>,
+    c: Caller,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
     let p = Params::parse(q.as_deref());
+    c.require(Resource::Event, &name, Access::Write)?;
     let payload = super::read_body(body, READ_LIMIT).await?.ok_or_else(|| {
         ApiError::too_large(format!(
             "User event exceeds {USER_EVENT_SIZE_LIMIT} bytes (payload over {READ_LIMIT} bytes)"
@@ -65,11 +69,13 @@ async fn fire(
 
 /// The delivered events that pass `?name=` (and, a Sekisho extension, `?node=`, `?service=`,
 /// `?tag=`: the event's filter equals the given text).
-fn matching(events: &Events, p: &Params) -> Vec<UserEvent> {
+/// Events the caller may not read (`event:read` on the name) are left out.
+fn matching(events: &Events, p: &Params, c: &Caller) -> Vec<UserEvent> {
     let want = |k: &str, v: &str| p.get(k).is_none_or(|w| w.is_empty() || w == v);
     events
         .list()
         .into_iter()
+        .filter(|e| c.allows(Resource::Event, &e.name, Access::Read))
         .filter(|e| {
             want("name", &e.name)
                 && want("node", &e.node_filter)
@@ -79,21 +85,21 @@ fn matching(events: &Events, p: &Params) -> Vec<UserEvent> {
         .collect()
 }
 
-async fn list(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
     let wait = opts.wait + opts.wait / 16;
     let deadline = tokio::time::Instant::now() + wait;
     let mut seen = st.events.watch();
     let events = loop {
-        let events = matching(&st.events, &p);
+        let events = matching(&st.events, &p, &c);
         // The index is not monotonic: block only while it equals the caller's.
         if opts.min_index == 0 || index_of(&events) != opts.min_index {
             break events;
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() || !Events::wait(&mut seen, left).await {
-            break matching(&st.events, &p);
+            break matching(&st.events, &p, &c);
         }
     };
     let mut r = json(&p, StatusCode::OK, None, &events)?;

@@ -8,6 +8,7 @@ use axum::routing::get;
 use serde_json::{Value, json as j};
 
 use super::HttpState;
+use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json};
 use crate::filter;
@@ -25,7 +26,7 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/v1/health/state/{state}", get(state))
 }
 
-async fn list(st: &HttpState, p: &Params, f: impl Fn(&Store) -> Vec<Value>) -> ApiResult {
+async fn list(st: &HttpState, c: &Caller, p: &Params, f: impl Fn(&Store) -> Vec<Value>) -> ApiResult {
     let opts = p.query_options()?;
     let filt = p.filter()?;
     let near = super::coordinate::near(st, p);
@@ -38,37 +39,59 @@ async fn list(st: &HttpState, p: &Params, f: impl Fn(&Store) -> Vec<Value>) -> A
             (items, i, i)
         })
         .await?;
-    json(p, StatusCode::OK, Some(&meta), &filter::apply(filt.as_ref(), items))
+    let (items, filtered) = c.filter_rows(items);
+    let r = json(p, StatusCode::OK, Some(&meta), &filter::apply(filt.as_ref(), items))?;
+    Ok(super::kv::mark_filtered(r, filtered))
 }
 
 fn checks_json(cs: Vec<HealthCheck>) -> Vec<Value> {
     cs.iter().map(|c| serde_json::to_value(c).unwrap_or_default()).collect()
 }
 
-async fn node(State(st): State<HttpState>, Path(n): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn node(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(n): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    list(&st, &p, |s| checks_json(node_checks(s, &n))).await
+    list(&st, &c, &p, |s| checks_json(node_checks(s, &n))).await
 }
 
-async fn checks(State(st): State<HttpState>, Path(svc): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn checks(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(svc): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    list(&st, &p, |s| checks_json(service_checks(s, &svc))).await
+    list(&st, &c, &p, |s| checks_json(service_checks(s, &svc))).await
 }
 
-async fn state(State(st): State<HttpState>, Path(state): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn state(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(state): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
     if !["any", "passing", "warning", "critical"].contains(&state.as_str()) {
         return Err(ApiError::bad_request(format!("Invalid check state: {state:?}")));
     }
-    list(&st, &p, |s| checks_json(checks_in_state(s, &state))).await
+    list(&st, &c, &p, |s| checks_json(checks_in_state(s, &state))).await
 }
 
-async fn service(State(st): State<HttpState>, Path(svc): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn service(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(svc): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let tags = p.all("tag");
     let passing = p.flag("passing");
     let meta = p.node_meta();
-    list(&st, &p, |s| {
+    list(&st, &c, &p, |s| {
         check_service_nodes(s, &svc, &tags, passing)
             .into_iter()
             .filter(|(n, _, _)| n.has_meta(&meta))

@@ -16,10 +16,12 @@ use axum::routing::get;
 use serde_json::{Value, json as j};
 
 use super::HttpState;
+use super::caller::Caller;
 use super::decode::{Obj, parse_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json};
 use crate::gossip::{self, GossipError, KeyringOp, KeyringResponse};
+use sekisho_acl::{Access, Resource};
 
 pub(super) fn routes() -> Router<HttpState> {
     Router::new().route("/v1/operator/keyring", get(list).post(install).put(use_key).delete(remove))
@@ -86,7 +88,8 @@ fn pool_json(st: &HttpState, r: &KeyringResponse) -> Value {
     })
 }
 
-async fn list(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    c.require(Resource::Keyring, "", Access::Read)?;
     let p = Params::parse(q.as_deref());
     let local_only = options(&p, true)?;
     let r =
@@ -96,15 +99,18 @@ async fn list(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
     json(&p, StatusCode::OK, None, &[pool_json(&st, &r)])
 }
 
-async fn install(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+async fn install(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+    c.require(Resource::Keyring, "", Access::Write)?;
     change(st, q, body, KeyringOp::Install).await
 }
 
-async fn use_key(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+async fn use_key(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+    c.require(Resource::Keyring, "", Access::Write)?;
     change(st, q, body, KeyringOp::Use).await
 }
 
-async fn remove(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+async fn remove(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+    c.require(Resource::Keyring, "", Access::Write)?;
     change(st, q, body, KeyringOp::Remove).await
 }
 

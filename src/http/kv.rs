@@ -11,12 +11,14 @@ use axum::response::Response;
 use axum::routing::get;
 
 use super::HttpState;
+use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json, not_found_with_meta};
 use crate::filter;
 use crate::fsm::{Command, Response as FsmResponse};
 use crate::state::Table;
 use crate::state::kv::{KvOp, KvVerb, kv_get, kv_keys, kv_list, lock_delay_until};
+use sekisho_acl::{Access, Resource};
 
 pub(super) fn routes() -> Router<HttpState> {
     Router::new()
@@ -25,28 +27,49 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/v1/kv/{*key}", get(get_key).put(put_key).delete(delete_key))
 }
 
-async fn get_root(st: State<HttpState>, q: RawQuery) -> ApiResult {
-    kv_read(st, String::new(), q).await
+async fn get_root(st: State<HttpState>, c: Caller, q: RawQuery) -> ApiResult {
+    kv_read(st, c, String::new(), q).await
 }
-async fn get_key(st: State<HttpState>, Path(key): Path<String>, q: RawQuery) -> ApiResult {
-    kv_read(st, key, q).await
+async fn get_key(st: State<HttpState>, c: Caller, Path(key): Path<String>, q: RawQuery) -> ApiResult {
+    kv_read(st, c, key, q).await
 }
 async fn put_root(_st: State<HttpState>, _q: RawQuery) -> ApiResult {
     Err(ApiError::bad_request("Missing key name"))
 }
-async fn put_key(st: State<HttpState>, Path(key): Path<String>, q: RawQuery, body: Body) -> ApiResult {
+async fn put_key(
+    st: State<HttpState>,
+    c: Caller,
+    Path(key): Path<String>,
+    q: RawQuery,
+    body: Body,
+) -> ApiResult {
+    c.require(Resource::Key, &key, Access::Write)?;
     kv_put(st, key, q, body).await
 }
-async fn delete_root(st: State<HttpState>, q: RawQuery) -> ApiResult {
-    kv_delete(st, String::new(), q).await
+async fn delete_root(st: State<HttpState>, c: Caller, q: RawQuery) -> ApiResult {
+    kv_delete(st, c, String::new(), q).await
 }
-async fn delete_key(st: State<HttpState>, Path(key): Path<String>, q: RawQuery) -> ApiResult {
-    kv_delete(st, key, q).await
+async fn delete_key(st: State<HttpState>, c: Caller, Path(key): Path<String>, q: RawQuery) -> ApiResult {
+    kv_delete(st, c, key, q).await
 }
 
-async fn kv_read(State(st): State<HttpState>, key: String, RawQuery(q): RawQuery) -> ApiResult {
+/// Adds `X-Consul-Results-Filtered-By-ACLs: true` when entries were left out.
+pub(super) fn mark_filtered(mut r: Response, filtered: bool) -> Response {
+    if filtered {
+        r.headers_mut().insert("X-Consul-Results-Filtered-By-ACLs", HeaderValue::from_static("true"));
+    }
+    r
+}
+
+async fn kv_read(State(st): State<HttpState>, c: Caller, key: String, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
+    let listing = p.get("keys").is_some() || p.get("recurse").is_some();
+    if listing && st.acl.config().enable_key_list_policy {
+        c.require(Resource::Key, &key, Access::List)?;
+    } else if !listing {
+        c.require(Resource::Key, &key, Access::Read)?;
+    }
     if p.get("keys").is_some() {
         let sep = p.get("separator").unwrap_or("").to_string();
         let (keys, meta) = st
@@ -56,10 +79,13 @@ async fn kv_read(State(st): State<HttpState>, key: String, RawQuery(q): RawQuery
                 (k, i, i)
             })
             .await?;
+        let total = keys.len();
+        let keys: Vec<String> =
+            keys.into_iter().filter(|k| c.allows(Resource::Key, k, Access::Read)).collect();
         if keys.is_empty() {
-            return Ok(not_found_with_meta(&meta));
+            return Ok(mark_filtered(not_found_with_meta(&meta), total > 0));
         }
-        return json(&p, StatusCode::OK, Some(&meta), &keys);
+        return Ok(mark_filtered(json(&p, StatusCode::OK, Some(&meta), &keys)?, keys.len() < total));
     }
     if p.get("recurse").is_some() {
         let filt = p.filter()?;
@@ -70,12 +96,17 @@ async fn kv_read(State(st): State<HttpState>, key: String, RawQuery(q): RawQuery
                 (e, i, i)
             })
             .await?;
+        let total = entries.len();
+        let entries: Vec<_> =
+            entries.into_iter().filter(|e| c.allows(Resource::Key, &e.key, Access::Read)).collect();
         if entries.is_empty() {
-            return Ok(not_found_with_meta(&meta));
+            return Ok(mark_filtered(not_found_with_meta(&meta), total > 0));
         }
+        let filtered = entries.len() < total;
         let values: Vec<serde_json::Value> =
             entries.iter().map(|e| serde_json::to_value(e).unwrap_or_default()).collect();
-        return json(&p, StatusCode::OK, Some(&meta), &filter::apply(filt.as_ref(), values));
+        let r = json(&p, StatusCode::OK, Some(&meta), &filter::apply(filt.as_ref(), values))?;
+        return Ok(mark_filtered(r, filtered));
     }
     let (entry, meta) = st.server.query(&opts, &Table::KV, |s| kv_get(s, &key)).await?;
     let Some(entry) = entry else {
@@ -124,8 +155,13 @@ async fn kv_put(State(st): State<HttpState>, key: String, RawQuery(q): RawQuery,
     write_bool(&st, &p, Command::Kv(op)).await
 }
 
-async fn kv_delete(State(st): State<HttpState>, key: String, RawQuery(q): RawQuery) -> ApiResult {
+async fn kv_delete(State(st): State<HttpState>, c: Caller, key: String, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
+    if p.get("recurse").is_some() {
+        c.require_key_write_prefix(&key)?;
+    } else {
+        c.require(Resource::Key, &key, Access::Write)?;
+    }
     let mut op = KvOp::new(KvVerb::Delete, key);
     if p.get("recurse").is_some() {
         op.verb = KvVerb::DeleteTree;

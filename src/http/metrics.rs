@@ -14,9 +14,11 @@ use axum::response::Response;
 use axum::routing::get;
 
 use super::HttpState;
+use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json};
 use crate::telemetry::{self, names};
+use sekisho_acl::{Access, Resource};
 
 /// The content type of the Prometheus text format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -25,7 +27,13 @@ pub(super) fn routes() -> Router<HttpState> {
     Router::new().route("/v1/agent/metrics", get(metrics))
 }
 
-async fn metrics(headers: HeaderMap, RawQuery(q): RawQuery) -> ApiResult {
+async fn metrics(
+    axum::extract::State(st): axum::extract::State<HttpState>,
+    c: Caller,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    c.require(Resource::Agent, &st.agent.node_name, Access::Read)?;
     let p = Params::parse(q.as_deref());
     if !wants_prometheus(&p, &headers) {
         return json(&p, StatusCode::OK, None, &telemetry::render_json());

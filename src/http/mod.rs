@@ -5,9 +5,11 @@
 //! [`crate::server::Server::query`] (a possibly blocking read), and answers through
 //! [`query::json`]. Errors become status codes and texts in one place, [`error`].
 
+pub mod acl;
 pub mod agent;
 pub mod agent_check;
 pub mod agent_service;
+pub mod caller;
 pub mod catalog;
 pub mod coordinate;
 pub mod decode;
@@ -33,7 +35,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, OriginalUri};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +59,8 @@ pub struct AgentInfo {
     pub session_ttl_min: Duration,
     /// `acl.default_policy` (`allow` or `deny`), reported in `X-Consul-Default-ACL-Policy`.
     pub acl_default_policy: &'static str,
+    /// The data directory (`acl-bootstrap-reset` lives there); `None` in dev mode.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// What every handler gets.
@@ -76,6 +80,8 @@ pub struct HttpState {
     pub tls: Option<Arc<crate::tls::AgentTls>>,
     /// User events fired and delivered here (`/v1/event/*`).
     pub events: Arc<crate::event::Events>,
+    /// ACL configuration, the agent's tokens and the token cache.
+    pub acl: Arc<crate::acl::Acl>,
 }
 
 /// Body size limit for endpoints without a configured one.
@@ -160,13 +166,6 @@ async fn end_on_leave(
     }
 }
 
-/// ACLs are not enabled on this agent (Sekisho refuses to start with `acl.enabled = true`
-/// until it enforces them): every ACL endpoint answers Consul's 401, which clients map to
-/// "ACLs disabled" (py-consul's `ACLDisabled`).
-async fn acl_disabled() -> Response {
-    ApiError { status: StatusCode::UNAUTHORIZED, message: "ACL support disabled".into() }.into_response()
-}
-
 /// Every response carries `X-Consul-Default-ACL-Policy` (Consul 1.9+, also with ACLs off).
 async fn default_acl_policy_header(
     axum::extract::State(st): axum::extract::State<HttpState>,
@@ -198,7 +197,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(keyring::routes())
         .merge(event::routes())
         .merge(snapshot::routes())
-        .route("/v1/acl/{*rest}", axum::routing::any(acl_disabled))
+        .merge(acl::routes())
         .fallback(unknown)
         .method_not_allowed_fallback(not_allowed)
         .layer(DefaultBodyLimit::disable())

@@ -11,15 +11,18 @@ use axum::response::Response;
 use axum::routing::get;
 
 use super::HttpState;
+use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
 use super::query::Params;
 use crate::telemetry::logs;
+use sekisho_acl::{Access, Resource};
 
 pub(super) fn routes() -> Router<HttpState> {
     Router::new().route("/v1/agent/monitor", get(monitor))
 }
 
-async fn monitor(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn monitor(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    c.require(Resource::Agent, &st.agent.node_name, Access::Read)?;
     let p = Params::parse(q.as_deref());
     let raw = p.get("loglevel").filter(|l| !l.is_empty()).unwrap_or("INFO");
     let level =

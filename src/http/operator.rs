@@ -10,11 +10,13 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json as j};
 
 use super::HttpState;
+use super::caller::Caller;
 use super::decode::{Obj, go_duration, parse_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json};
 use crate::server::operator::Peer;
 use crate::state::autopilot::AutopilotConfig;
+use sekisho_acl::{Access, Resource};
 
 pub(super) fn routes() -> Router<HttpState> {
     Router::new()
@@ -26,7 +28,8 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/v1/operator/autopilot/state", get(state))
 }
 
-async fn configuration(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn configuration(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    c.require(Resource::Operator, "", Access::Read)?;
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
     let cfg = st.server.raft_configuration(opts.consistency).await?;
@@ -34,7 +37,8 @@ async fn configuration(State(st): State<HttpState>, RawQuery(q): RawQuery) -> Ap
     json(&p, StatusCode::OK, Some(&meta), &cfg)
 }
 
-async fn remove_peer(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn remove_peer(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    c.require(Resource::Operator, "", Access::Write)?;
     let p = Params::parse(q.as_deref());
     let peer = match (p.get("id"), p.get("address")) {
         (Some(id), _) if !id.is_empty() => Peer::Id(id.to_owned()),
@@ -49,7 +53,8 @@ async fn remove_peer(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiR
     Ok(StatusCode::OK.into_response())
 }
 
-async fn transfer_leader(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn transfer_leader(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    c.require(Resource::Operator, "", Access::Write)?;
     let p = Params::parse(q.as_deref());
     let to = p.get("id").filter(|s| !s.is_empty()).map(str::to_owned);
     st.server.transfer_leader(to).await?;
@@ -72,7 +77,8 @@ fn autopilot_json(c: &AutopilotConfig) -> Value {
     })
 }
 
-async fn get_autopilot(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn get_autopilot(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    c.require(Resource::Operator, "", Access::Read)?;
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
     let cfg = st.server.read_autopilot_config(opts.consistency).await?;
@@ -112,7 +118,13 @@ fn merge_autopilot(current: AutopilotConfig, o: &Obj<'_>) -> Result<AutopilotCon
     Ok(c)
 }
 
-async fn put_autopilot(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+async fn put_autopilot(
+    State(st): State<HttpState>,
+    c: Caller,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> ApiResult {
+    c.require(Resource::Operator, "", Access::Write)?;
     let p = Params::parse(q.as_deref());
     let cas = p.u64("cas")?;
     let body = super::read_default_body(body).await?;
@@ -126,7 +138,8 @@ async fn put_autopilot(State(st): State<HttpState>, RawQuery(q): RawQuery, body:
     json(&p, StatusCode::OK, None, &ok)
 }
 
-async fn health(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn health(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    c.require(Resource::Operator, "", Access::Read)?;
     let p = Params::parse(q.as_deref());
     let h = st.server.autopilot_health().await?;
     // Consul answers 429 when the cluster is unhealthy, so load balancers can probe it.
@@ -134,7 +147,8 @@ async fn health(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult
     json(&p, status, None, &h)
 }
 
-async fn state(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn state(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    c.require(Resource::Operator, "", Access::Read)?;
     let p = Params::parse(q.as_deref());
     json(&p, StatusCode::OK, None, &st.server.autopilot_state().await?)
 }

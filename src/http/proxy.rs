@@ -50,12 +50,20 @@ async fn forward(st: &HttpState, req: Request) -> Result<Response, ApiError> {
     let path_and_query =
         parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |p| p.to_string());
     let path_and_query = near_this_node(&path_and_query, &st.agent.node_name);
-    let headers = parts
+    let mut headers: Vec<(String, String)> = parts
         .headers
         .iter()
         .filter(|(k, _)| !hop_by_hop(k.as_str()))
         .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
         .collect();
+    // A request without a token runs under this agent's default token, as in Consul, not
+    // under the server's.
+    if st.acl.enabled()
+        && super::caller::presented_token(&parts).is_none()
+        && let Some(default) = st.acl.tokens().default
+    {
+        headers.push(("X-Consul-Token".to_owned(), default));
+    }
     // Blocking queries may wait up to 10 minutes (plus jitter) on the server.
     let blocking = path_and_query.contains("index=");
     let timeout = if blocking { Duration::from_secs(11 * 60) } else { Duration::from_secs(60) };

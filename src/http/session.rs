@@ -10,6 +10,7 @@ use axum::routing::{get, put};
 use serde_json::{Value, json as j};
 
 use super::HttpState;
+use super::caller::Caller;
 use super::decode::{Obj, go_duration, parse_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json};
@@ -17,6 +18,7 @@ use crate::fsm::{Command, Response as FsmResponse};
 use crate::state::Table;
 use crate::state::session::{BEHAVIOR_DELETE, BEHAVIOR_RELEASE, node_sessions};
 use crate::state::types::{SERF_CHECK_ID, ServiceCheck, Session};
+use sekisho_acl::{Access, Resource};
 
 /// Consul's default lock-delay.
 const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
@@ -122,10 +124,11 @@ fn ttl(st: &HttpState, o: &Obj<'_>) -> Result<String, ApiError> {
     Ok(raw)
 }
 
-async fn create(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+async fn create(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let v = parse_body(&super::read_default_body(body).await?)?;
     let s = decode_session(&st, &v)?;
+    c.require(Resource::Session, &s.node, Access::Write)?;
     let id = s.id.clone();
     let has_ttl = crate::config::parse_go_duration(&s.ttl).is_ok_and(|t| !t.is_zero());
     match st.server.write(Command::SessionCreate(s)).await? {
@@ -140,21 +143,47 @@ async fn create(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) 
     }
 }
 
-async fn destroy(State(st): State<HttpState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+/// `session:write` on the node of session `id` (an unknown session needs nothing: the call
+/// is then a no-op or a 404).
+fn require_session_write(st: &HttpState, c: &Caller, id: &str) -> Result<(), ApiError> {
+    match st.server.state().read(|s| s.sessions.get(id).map(|x| x.node.clone())) {
+        Some(node) => c.require(Resource::Session, &node, Access::Write),
+        None => Ok(()),
+    }
+}
+
+async fn destroy(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
+    require_session_write(&st, &c, &id)?;
     st.server.write(Command::SessionDestroy(id)).await?;
     json(&p, StatusCode::OK, None, &true)
 }
 
-async fn renew(State(st): State<HttpState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn renew(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
+    require_session_write(&st, &c, &id)?;
     let Some(s) = st.server.renew_session(&id).await? else {
         return Err(ApiError::not_found(format!("Session id '{id}' not found")));
     };
     json(&p, StatusCode::OK, None, &[s])
 }
 
-async fn sessions(st: &HttpState, p: &Params, f: impl Fn(&crate::state::Store) -> Vec<Session>) -> ApiResult {
+async fn sessions(
+    st: &HttpState,
+    c: &Caller,
+    p: &Params,
+    f: impl Fn(&crate::state::Store) -> Vec<Session>,
+) -> ApiResult {
     let opts = p.query_options()?;
     let (v, meta) = st
         .server
@@ -163,20 +192,34 @@ async fn sessions(st: &HttpState, p: &Params, f: impl Fn(&crate::state::Store) -
             (f(s), i, i)
         })
         .await?;
-    json(p, StatusCode::OK, Some(&meta), &v)
+    let total = v.len();
+    let v: Vec<Session> =
+        v.into_iter().filter(|s| c.allows(Resource::Session, &s.node, Access::Read)).collect();
+    let filtered = v.len() < total;
+    Ok(super::kv::mark_filtered(json(p, StatusCode::OK, Some(&meta), &v)?, filtered))
 }
 
-async fn info(State(st): State<HttpState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn info(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    sessions(&st, &p, |s| s.sessions.get(&id).cloned().into_iter().collect()).await
+    sessions(&st, &c, &p, |s| s.sessions.get(&id).cloned().into_iter().collect()).await
 }
 
-async fn node(State(st): State<HttpState>, Path(n): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn node(
+    State(st): State<HttpState>,
+    c: Caller,
+    Path(n): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    sessions(&st, &p, |s| node_sessions(s, &n)).await
+    sessions(&st, &c, &p, |s| node_sessions(s, &n)).await
 }
 
-async fn list(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    sessions(&st, &p, |s| s.sessions.values().cloned().collect()).await
+    sessions(&st, &c, &p, |s| s.sessions.values().cloned().collect()).await
 }

@@ -10,8 +10,10 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 
 use super::HttpState;
+use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, add_meta};
+use sekisho_acl::{Access, Resource};
 
 /// Largest archive `PUT /v1/snapshot` accepts: the restore travels as one Raft entry, and
 /// server RPC bodies are bounded at 64 MiB.
@@ -21,7 +23,8 @@ pub(super) fn routes() -> Router<HttpState> {
     Router::new().route("/v1/snapshot", get(save).put(restore))
 }
 
-async fn save(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+async fn save(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
+    c.require(Resource::Acl, "", Access::Write)?;
     let p = Params::parse(q.as_deref());
     let opts = p.query_options()?;
     let (bytes, meta) = st.server.snapshot_save(opts.consistency).await?;
@@ -32,7 +35,8 @@ async fn save(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
     Ok(r)
 }
 
-async fn restore(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+async fn restore(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+    c.require(Resource::Acl, "", Access::Write)?;
     let _p = Params::parse(q.as_deref());
     let bytes = super::read_body(body, MAX_RESTORE_BYTES).await?.ok_or_else(|| {
         ApiError::too_large(format!("Snapshot archive too large, max size: {MAX_RESTORE_BYTES} bytes"))

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json as j};
 
 use super::HttpState;
+use super::caller::Caller;
 use super::catalog::{decode_check, decode_node, decode_service};
 use super::decode::{Obj, parse_body};
 use super::error::{ApiError, ApiResult};
@@ -20,6 +21,7 @@ use crate::fsm::{Command, Response as FsmResponse};
 use crate::state::Table;
 use crate::state::kv::{KvOp, KvVerb, lock_delay_until};
 use crate::state::txn::{CatalogVerb, TxnError, TxnOp, TxnOutcome, TxnResult, txn_read};
+use sekisho_acl::{Access, Resource};
 
 /// Consul's maximum number of operations in one transaction.
 pub const MAX_TXN_OPS: usize = 128;
@@ -28,7 +30,36 @@ pub(super) fn routes() -> Router<HttpState> {
     Router::new().route("/v1/txn", put(txn))
 }
 
-async fn txn(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+/// The permission each operation needs; denials become the transaction's errors (409), as
+/// Consul reports them per operation.
+fn acl_errors(c: &Caller, ops: &[TxnOp]) -> Vec<TxnError> {
+    let access = |write: bool| if write { Access::Write } else { Access::Read };
+    let mut errors = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let checked = match op {
+            TxnOp::Kv(kv) if kv.verb == KvVerb::DeleteTree => c.require_key_write_prefix(&kv.key),
+            TxnOp::Kv(kv) => c.require(Resource::Key, &kv.key, access(kv.verb.is_write())),
+            TxnOp::Node { verb, node } => {
+                c.require(Resource::Node, &node.node, access(*verb != CatalogVerb::Get))
+            }
+            TxnOp::Service { verb, service, .. } => {
+                c.require(Resource::Service, &service.service, access(*verb != CatalogVerb::Get))
+            }
+            TxnOp::Check { verb, check } if check.service_name.is_empty() => {
+                c.require(Resource::Node, &check.node, access(*verb != CatalogVerb::Get))
+            }
+            TxnOp::Check { verb, check } => {
+                c.require(Resource::Service, &check.service_name, access(*verb != CatalogVerb::Get))
+            }
+        };
+        if let Err(e) = checked {
+            errors.push(TxnError { op_index: i, what: e.message });
+        }
+    }
+    errors
+}
+
+async fn txn(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let limit = st.agent.txn_max_req_len;
     let Some(raw) = super::read_body(body, limit as usize).await? else {
@@ -46,6 +77,10 @@ async fn txn(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) -> 
     }
     let ops =
         items.iter().map(|i| decode_op(i, st.agent.kv_max_value_size)).collect::<Result<Vec<_>, _>>()?;
+    let denied = acl_errors(&c, &ops);
+    if !denied.is_empty() {
+        return outcome(&p, Err(denied));
+    }
     if let Some(err) = lock_delay_errors(&st, &ops) {
         return outcome(&p, Err(vec![err]));
     }

@@ -824,7 +824,8 @@ fn write_timer(cmd: &Command) -> Option<telemetry::Timer> {
         | Command::Restore(_)
         | Command::AutopilotSet { .. }
         | Command::CoordinateBatchUpdate(_)
-        | Command::AutoEncryptCaSet(_) => {
+        | Command::AutoEncryptCaSet(_)
+        | Command::Acl(_) => {
             return None;
         }
     };

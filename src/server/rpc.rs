@@ -12,6 +12,7 @@
 //! | `/rpc/v1/dns/*` | name / (name, tag) / ip | nodes and instances | any server: a client agent's DNS reads |
 //! | `/rpc/v1/session_renew` | `(String, Duration)` | `()` | leader: session TTL timers live there |
 //! | `/rpc/v1/operator/*` | see `operator/rpc.rs` | | operator endpoints (stats, health, leadership transfer) |
+//! | `/rpc/v1/acl/resolve` | SecretID | `Option<acl::Grants>` | any server: a client agent resolves a token |
 //! | `/rpc/v1/ping` | `()` | node name | any server: proves it answers RPC (and, over TLS, holds a server certificate) |
 //! | `/rpc/v1/auto_encrypt/sign` | CSR | certificate and CA | servers with `auto_encrypt.allow_tls` |
 //!
@@ -40,13 +41,40 @@ pub(super) const ADD_SERVER: &str = "/rpc/v1/add_server";
 pub(super) const REMOVE_SERVER: &str = "/rpc/v1/remove_server";
 pub(super) const SESSION_RENEW: &str = "/rpc/v1/session_renew";
 pub(super) const PING: &str = "/rpc/v1/ping";
+/// A client agent resolves a token (`acl::RESOLVE_PATH`).
+const ACL_RESOLVE: &str = crate::acl::RESOLVE_PATH;
 /// auto_encrypt: a client agent's certificate request.
 pub(crate) const AUTO_ENCRYPT_SIGN: &str = "/rpc/v1/auto_encrypt/sign";
 
+/// A client agent's own writes (anti-entropy, coordinates, sessions, exec output). ACL objects,
+/// snapshots, autopilot and the auto_encrypt CA change only through a server's HTTP API,
+/// where the caller's token is checked.
+fn client_may_write(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Kv(_)
+            | Command::Txn(_)
+            | Command::Register(_)
+            | Command::Deregister(_)
+            | Command::SessionCreate(_)
+            | Command::SessionDestroy(_)
+            | Command::CoordinateBatchUpdate(_)
+    )
+}
+
 /// What a client agent's certificate may call: what client agents use, nothing that changes
 /// the cluster itself (Raft, membership, leader-only paths).
-const CLIENT_PATHS: &[&str] =
-    &[WRITE_ANY, NODE_ENTRIES, HTTP, DNS_NODE, DNS_INSTANCES, DNS_NODES_BY_ADDR, PING, AUTO_ENCRYPT_SIGN];
+const CLIENT_PATHS: &[&str] = &[
+    WRITE_ANY,
+    NODE_ENTRIES,
+    HTTP,
+    DNS_NODE,
+    DNS_INSTANCES,
+    DNS_NODES_BY_ADDR,
+    PING,
+    AUTO_ENCRYPT_SIGN,
+    ACL_RESOLVE,
+];
 
 /// Whether `peer` may call `path`.
 fn authorize(peer: Peer, path: &str, server: &Server) -> Result<(), RpcError> {
@@ -99,7 +127,19 @@ async fn dispatch(server: &Server, path: &str, body: &Bytes) -> HandlerResult {
         }
         WRITE_ANY => {
             let cmd: Command = rpc::decode(body)?;
+            if !client_may_write(&cmd) {
+                return Err(RpcError::Denied(
+                    "Permission denied: client agents may not send this write (use the HTTP API)".into(),
+                ));
+            }
             rpc::encode(&server.write(cmd).await)
+        }
+        ACL_RESOLVE => {
+            let secret: String = rpc::decode(body)?;
+            let dc = &server.config().datacenter;
+            let grants =
+                server.state().read(|s| crate::acl::resolve_in_store(s, &secret, dc, crate::acl::now_unix()));
+            rpc::encode(&grants)
         }
         NODE_ENTRIES => {
             let node: String = rpc::decode(body)?;

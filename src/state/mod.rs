@@ -10,6 +10,7 @@
 //! Readers hold the lock only for the duration of one query function, never across an
 //! `.await`, so the apply loop is never blocked by a slow client.
 
+pub mod acl;
 pub mod auto_encrypt;
 pub mod autopilot;
 pub mod catalog;

@@ -29,11 +29,17 @@ pub enum Table {
     Sessions,
     /// Network coordinates of nodes.
     Coordinates,
+    /// ACL tokens.
+    AclTokens,
+    /// ACL policies.
+    AclPolicies,
+    /// ACL roles.
+    AclRoles,
 }
 
 impl Table {
     /// All tables, in a fixed order.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 10] = [
         Table::Kv,
         Table::Tombstones,
         Table::Nodes,
@@ -41,6 +47,9 @@ impl Table {
         Table::Checks,
         Table::Sessions,
         Table::Coordinates,
+        Table::AclTokens,
+        Table::AclPolicies,
+        Table::AclRoles,
     ];
     /// The catalog tables.
     pub const CATALOG: [Table; 3] = [Table::Nodes, Table::Services, Table::Checks];
@@ -85,6 +94,9 @@ pub struct Store {
     /// The autopilot configuration, once an operator set one.
     #[serde(default)]
     pub(crate) autopilot: Option<super::autopilot::AutopilotConfig>,
+    /// ACL tokens, policies and roles (secrets included, like everything in snapshots).
+    #[serde(default)]
+    pub(crate) acl: super::acl::AclTables,
     /// Lock-delay expirations per key: local wall-clock state, never replicated (as in Consul).
     #[serde(skip)]
     pub(crate) lock_delays: HashMap<String, Instant>,
@@ -108,6 +120,7 @@ impl PartialEq for Store {
             && self.coordinates == o.coordinates
             && self.autopilot == o.autopilot
             && self.auto_encrypt_ca == o.auto_encrypt_ca
+            && self.acl == o.acl
     }
 }
 
@@ -194,6 +207,7 @@ impl Store {
             coordinates: from.coordinates.clone(),
             autopilot: from.autopilot.clone(),
             auto_encrypt_ca: from.auto_encrypt_ca.clone(),
+            acl: from.acl.clone(),
             lock_delays: std::mem::take(&mut self.lock_delays),
             undo: None,
             touched: BTreeSet::new(),
@@ -239,6 +253,19 @@ impl Store {
             c(&mut a.create_index);
             c(&mut a.modify_index);
         }
+        for t in self.acl.tokens.values_mut() {
+            c(&mut t.create_index);
+            c(&mut t.modify_index);
+        }
+        for p in self.acl.policies.values_mut() {
+            c(&mut p.create_index);
+            c(&mut p.modify_index);
+        }
+        for r in self.acl.roles.values_mut() {
+            c(&mut r.create_index);
+            c(&mut r.modify_index);
+        }
+        c(&mut self.acl.bootstrap_index);
         self.indexes.values_mut().for_each(c);
     }
 

@@ -52,13 +52,13 @@ async fn agent_members() {
 }
 
 #[tokio::test]
-async fn an_agent_configured_for_acls_refuses_to_start_without_enforcing_them() {
+async fn a_bad_acl_stanza_stops_the_agent_with_the_key_named() {
     let mut cfg = sekisho::config::RuntimeConfig::for_test("dc1", "acl-node");
-    cfg.acl = serde_json::json!({"enabled": true, "default_policy": "deny"});
-    let Err(err) = sekisho::agent::Agent::start_with(cfg, sekisho::agent::Tuning::default()).await else {
-        panic!("the agent started with acl.enabled = true");
+    cfg.acl = serde_json::json!({"enabled": true, "down_policy": "sometimes"});
+    let Err(err) = sekisho::agent::Agent::start(cfg).await else {
+        panic!("the agent started with a bad acl.down_policy");
     };
-    assert!(err.to_string().contains("acl.enabled = true"), "{err}");
+    assert!(err.to_string().contains("acl.down_policy must be one of"), "{err}");
 }
 
 #[tokio::test]

@@ -1,0 +1,106 @@
+//! The caller of a request: the token it presents, resolved to an [`Identity`].
+//!
+//! Token sources, in Consul's order: the `X-Consul-Token` header, `Authorization: Bearer`,
+//! the deprecated `?token=` parameter, then the agent's `acl.tokens.default`, then anonymous.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+
+use super::HttpState;
+use super::error::ApiError;
+use super::query::Params;
+use crate::acl::{AclError, Identity};
+use sekisho_acl::{Access, Resource};
+
+/// The resolved caller; handlers ask it before acting.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<Identity>);
+
+/// The secret a request presents, if any.
+pub fn presented_token(parts: &Parts) -> Option<String> {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(t) = header("X-Consul-Token").filter(|t| !t.is_empty()) {
+        return Some(t.to_owned());
+    }
+    if let Some(auth) = header("Authorization")
+        && let Some(t) = auth.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty())
+    {
+        return Some(t.to_owned());
+    }
+    Params::parse(parts.uri.query()).get("token").filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
+impl From<AclError> for ApiError {
+    fn from(e: AclError) -> ApiError {
+        ApiError { status: StatusCode::FORBIDDEN, message: e.to_string() }
+    }
+}
+
+impl FromRequestParts<HttpState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &HttpState) -> Result<Self, Self::Rejection> {
+        let token = presented_token(parts);
+        Ok(Caller(st.acl.resolve(token.as_deref()).await?))
+    }
+}
+
+impl Caller {
+    /// Allowed, or 403 with Consul's denial text.
+    pub fn require(&self, resource: Resource, segment: &str, access: Access) -> Result<(), ApiError> {
+        Ok(self.0.require(resource, segment, access)?)
+    }
+
+    /// Whether the request is allowed (list filtering).
+    pub fn allows(&self, resource: Resource, segment: &str, access: Access) -> bool {
+        self.0.allows(resource, segment, access)
+    }
+
+    /// `key:write` over everything under `prefix`.
+    pub fn require_key_write_prefix(&self, prefix: &str) -> Result<(), ApiError> {
+        Ok(self.0.require_key_write_prefix(prefix)?)
+    }
+
+    /// The token's AccessorID.
+    pub fn accessor_id(&self) -> &str {
+        &self.0.accessor_id
+    }
+}
+
+/// `operator:read|write`, the common case of unlabeled resources.
+pub fn require_operator(c: &Caller, access: Access) -> Result<(), ApiError> {
+    c.require(Resource::Operator, "", access)
+}
+
+/// The node and service a catalog or health row is about: `Node` (a name, or a node object
+/// with `Node`), and `ServiceName` or a `Service` object's `Service`.
+fn row_subjects(v: &serde_json::Value) -> (Option<&str>, Option<&str>) {
+    let node = v.get("Node").and_then(|n| n.as_str().or_else(|| n.get("Node").and_then(|x| x.as_str())));
+    let service = v
+        .get("ServiceName")
+        .and_then(|s| s.as_str())
+        .or_else(|| v.get("Service").and_then(|s| s.get("Service")).and_then(|s| s.as_str()))
+        .filter(|s| !s.is_empty());
+    (node, service)
+}
+
+impl Caller {
+    /// Whether a catalog/health row may be shown: `node:read` on its node and `service:read`
+    /// on its service.
+    pub fn sees_row(&self, v: &serde_json::Value) -> bool {
+        let (node, service) = row_subjects(v);
+        node.is_none_or(|n| self.allows(Resource::Node, n, Access::Read))
+            && service.is_none_or(|s| self.allows(Resource::Service, s, Access::Read))
+    }
+
+    /// The rows the caller may see, and whether any were left out.
+    pub fn filter_rows(&self, rows: Vec<serde_json::Value>) -> (Vec<serde_json::Value>, bool) {
+        let total = rows.len();
+        let rows: Vec<_> = rows.into_iter().filter(|r| self.sees_row(r)).collect();
+        let filtered = rows.len() < total;
+        (rows, filtered)
+    }
+}
