@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use sekisho_acl::{Access, Authorizer, Decision, DefaultPolicy, PolicyRef, Resource, Rules};
 use serde::{Deserialize, Serialize};
 
@@ -220,11 +220,6 @@ impl Identity {
         }
         Err(AclError::Denied(d.denied_message(&self.accessor_id)))
     }
-
-    /// Whether the token holds `global-management` (or ACLs are off).
-    pub fn is_management(&self) -> bool {
-        self.unrestricted || self.authz.is_management()
-    }
 }
 
 struct Cached {
@@ -241,7 +236,6 @@ pub const RESOLVE_PATH: &str = "/rpc/v1/acl/resolve";
 /// The agent's ACL state: its configuration, its tokens and its resolution cache.
 pub struct Acl {
     cfg: AclConfig,
-    tokens: RwLock<AgentTokens>,
     server: Server,
     node_name: String,
     datacenter: String,
@@ -260,8 +254,7 @@ const CACHE_MAX: usize = 10_000;
 impl Acl {
     /// The ACL state of an agent.
     pub fn new(cfg: AclConfig, server: Server, node_name: String, datacenter: String) -> Acl {
-        let tokens = RwLock::new(cfg.tokens.clone());
-        Acl { cfg, tokens, server, node_name, datacenter, cache: Mutex::new(HashMap::new()) }
+        Acl { cfg, server, node_name, datacenter, cache: Mutex::new(HashMap::new()) }
     }
 
     /// The configuration.
@@ -274,14 +267,9 @@ impl Acl {
         self.cfg.enabled
     }
 
-    /// The agent's tokens (`acl.tokens`, as changed by `/v1/agent/token/*`).
-    pub fn tokens(&self) -> AgentTokens {
-        self.tokens.read().clone()
-    }
-
-    /// Replaces one of the agent's tokens.
-    pub fn set_tokens(&self, tokens: AgentTokens) {
-        *self.tokens.write() = tokens;
+    /// The agent's tokens (`acl.tokens`).
+    pub fn tokens(&self) -> &AgentTokens {
+        &self.cfg.tokens
     }
 
     /// The identity of a request that presented `secret` (`None`: no token, so the agent's
@@ -292,9 +280,9 @@ impl Acl {
         }
         let secret = match secret.filter(|s| !s.is_empty()) {
             Some(s) => s.to_owned(),
-            None => self.tokens.read().default.clone().unwrap_or_else(|| ANONYMOUS_SECRET_ID.to_owned()),
+            None => self.cfg.tokens.default.clone().unwrap_or_else(|| ANONYMOUS_SECRET_ID.to_owned()),
         };
-        if let Some(recovery) = self.tokens.read().agent_recovery.as_deref()
+        if let Some(recovery) = self.cfg.tokens.agent_recovery.as_deref()
             && crate::state::acl::ct_eq(recovery, &secret)
         {
             return Ok(Arc::new(self.recovery_identity()));

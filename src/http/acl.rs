@@ -27,6 +27,9 @@ use crate::state::acl::{
     NodeIdentity, ServiceIdentity,
 };
 
+/// Token reads also show policy and role names: they wake on any ACL table.
+const ACL_READ_TABLES: [Table; 3] = [Table::AclTokens, Table::AclPolicies, Table::AclRoles];
+
 pub(super) fn routes() -> Router<HttpState> {
     Router::new()
         .route("/v1/acl/bootstrap", put(bootstrap))
@@ -347,18 +350,71 @@ fn parse_time(s: &str) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("Invalid ExpirationTime {s:?}: not an RFC 3339 time")))
 }
 
+/// A blocking read of one ACL object (`None`: 404 `ACL not found`), indexed by `tables[0]`.
+async fn acl_read_one(
+    st: &HttpState,
+    c: &Caller,
+    q: Option<String>,
+    tables: &[Table],
+    f: impl Fn(&crate::state::Store) -> Option<Value>,
+) -> ApiResult {
+    read_guard(st, c)?;
+    let p = Params::parse(q.as_deref());
+    let opts = p.query_options()?;
+    let (v, meta) = st
+        .server
+        .query(&opts, tables, |s| {
+            let i = s.index(tables[0]);
+            (f(s), i, i)
+        })
+        .await?;
+    match v {
+        Some(v) => json(&p, StatusCode::OK, Some(&meta), &v),
+        None => Err(ApiError::not_found("ACL not found")),
+    }
+}
+
+/// A blocking list of ACL objects, indexed by `tables[0]`.
+async fn acl_list(
+    st: &HttpState,
+    c: &Caller,
+    q: Option<String>,
+    tables: &[Table],
+    f: impl Fn(&crate::state::Store) -> Vec<Value>,
+) -> ApiResult {
+    read_guard(st, c)?;
+    let p = Params::parse(q.as_deref());
+    let opts = p.query_options()?;
+    let (list, meta) = st
+        .server
+        .query(&opts, tables, |s| {
+            let i = s.index(tables[0]);
+            (f(s), i, i)
+        })
+        .await?;
+    json(&p, StatusCode::OK, Some(&meta), &list)
+}
+
+/// The object just written, read back (with the table's index) for the reply.
+fn answer_written(
+    st: &HttpState,
+    p: &Params,
+    table: Table,
+    f: impl Fn(&crate::state::Store) -> Option<Value>,
+) -> ApiResult {
+    let (v, idx) = st.server.state().read(|s| (f(s), s.index(table)));
+    let v = v.ok_or_else(|| ApiError::internal("Failed to read the object after the write"))?;
+    json(p, StatusCode::OK, Some(&st.server.meta(idx, crate::server::Consistency::Default)), &v)
+}
+
 fn acl_tables(st: &HttpState) -> AclTables {
     st.server.state().read(|s| s.acl.clone())
 }
 
 async fn answer_token(st: &HttpState, p: &Params, accessor: &str, secret: bool) -> ApiResult {
-    let (v, idx) = st.server.state().read(|s| {
-        let v = s.acl.tokens.get(accessor).map(|t| token_json(&s.acl, t, secret));
-        (v, s.index(Table::AclTokens))
-    });
-    let v = v.ok_or_else(|| ApiError::internal("Failed to read token after write"))?;
-    let meta = st.server.meta(idx, crate::server::Consistency::Default);
-    json(p, StatusCode::OK, Some(&meta), &v)
+    answer_written(st, p, Table::AclTokens, |s| {
+        s.acl.tokens.get(accessor).map(|t| token_json(&s.acl, t, secret))
+    })
 }
 
 fn reset_index(st: &HttpState) -> Result<Option<u64>, ApiError> {
@@ -446,21 +502,11 @@ async fn token_read(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    read_guard(&st, &c)?;
-    let p = Params::parse(q.as_deref());
-    let opts = p.query_options()?;
     let secret = c.allows(Resource::Acl, "", Access::Write);
-    let (v, meta) = st
-        .server
-        .query(&opts, &[Table::AclTokens, Table::AclPolicies, Table::AclRoles], |s| {
-            let i = s.index(Table::AclTokens);
-            (s.acl.tokens.get(&id).map(|t| token_json(&s.acl, t, secret)), i, i)
-        })
-        .await?;
-    match v {
-        Some(v) => json(&p, StatusCode::OK, Some(&meta), &v),
-        None => Err(ApiError::not_found("ACL not found")),
-    }
+    acl_read_one(&st, &c, q, &ACL_READ_TABLES, |s| {
+        s.acl.tokens.get(&id).map(|t| token_json(&s.acl, t, secret))
+    })
+    .await
 }
 
 async fn token_update(
@@ -612,12 +658,7 @@ fn decode_policy(acl: &AclTables, v: &Value, old: Option<&AclPolicy>) -> Result<
 }
 
 async fn answer_policy(st: &HttpState, p: &Params, id: &str) -> ApiResult {
-    let (v, idx) = st
-        .server
-        .state()
-        .read(|s| (s.acl.policies.get(id).map(|p| policy_json(p, true)), s.index(Table::AclPolicies)));
-    let v = v.ok_or_else(|| ApiError::internal("Failed to read policy after write"))?;
-    json(p, StatusCode::OK, Some(&st.server.meta(idx, crate::server::Consistency::Default)), &v)
+    answer_written(st, p, Table::AclPolicies, |s| s.acl.policies.get(id).map(|p| policy_json(p, true)))
 }
 
 async fn policy_create(
@@ -660,20 +701,7 @@ async fn policy_read_one(
     q: Option<String>,
     pick: impl Fn(&AclTables) -> Option<&AclPolicy>,
 ) -> ApiResult {
-    read_guard(st, c)?;
-    let p = Params::parse(q.as_deref());
-    let opts = p.query_options()?;
-    let (v, meta) = st
-        .server
-        .query(&opts, &[Table::AclPolicies], |s| {
-            let i = s.index(Table::AclPolicies);
-            (pick(&s.acl).map(|p| policy_json(p, true)), i, i)
-        })
-        .await?;
-    match v {
-        Some(v) => json(&p, StatusCode::OK, Some(&meta), &v),
-        None => Err(ApiError::not_found("ACL not found")),
-    }
+    acl_read_one(st, c, q, &[Table::AclPolicies], |s| pick(&s.acl).map(|p| policy_json(p, true))).await
 }
 
 async fn policy_read(
@@ -707,17 +735,10 @@ async fn policy_delete(
 }
 
 async fn policy_list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
-    read_guard(&st, &c)?;
-    let p = Params::parse(q.as_deref());
-    let opts = p.query_options()?;
-    let (list, meta) = st
-        .server
-        .query(&opts, &[Table::AclPolicies], |s| {
-            let i = s.index(Table::AclPolicies);
-            (s.acl.policies.values().map(|p| policy_json(p, false)).collect::<Vec<_>>(), i, i)
-        })
-        .await?;
-    json(&p, StatusCode::OK, Some(&meta), &list)
+    acl_list(&st, &c, q, &[Table::AclPolicies], |s| {
+        s.acl.policies.values().map(|p| policy_json(p, false)).collect()
+    })
+    .await
 }
 
 fn decode_role(acl: &AclTables, v: &Value, old: Option<&AclRole>) -> Result<AclRole, ApiError> {
@@ -767,12 +788,7 @@ fn decode_role(acl: &AclTables, v: &Value, old: Option<&AclRole>) -> Result<AclR
 }
 
 async fn answer_role(st: &HttpState, p: &Params, id: &str) -> ApiResult {
-    let (v, idx) = st
-        .server
-        .state()
-        .read(|s| (s.acl.roles.get(id).map(|r| role_json(&s.acl, r)), s.index(Table::AclRoles)));
-    let v = v.ok_or_else(|| ApiError::internal("Failed to read role after write"))?;
-    json(p, StatusCode::OK, Some(&st.server.meta(idx, crate::server::Consistency::Default)), &v)
+    answer_written(st, p, Table::AclRoles, |s| s.acl.roles.get(id).map(|r| role_json(&s.acl, r)))
 }
 
 async fn role_create(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
@@ -810,20 +826,10 @@ async fn role_read_one(
     q: Option<String>,
     pick: impl Fn(&AclTables) -> Option<&AclRole>,
 ) -> ApiResult {
-    read_guard(st, c)?;
-    let p = Params::parse(q.as_deref());
-    let opts = p.query_options()?;
-    let (v, meta) = st
-        .server
-        .query(&opts, &[Table::AclRoles, Table::AclPolicies], |s| {
-            let i = s.index(Table::AclRoles);
-            (pick(&s.acl).map(|r| role_json(&s.acl, r)), i, i)
-        })
-        .await?;
-    match v {
-        Some(v) => json(&p, StatusCode::OK, Some(&meta), &v),
-        None => Err(ApiError::not_found("ACL not found")),
-    }
+    acl_read_one(st, c, q, &[Table::AclRoles, Table::AclPolicies], |s| {
+        pick(&s.acl).map(|r| role_json(&s.acl, r))
+    })
+    .await
 }
 
 async fn role_read(
@@ -857,17 +863,10 @@ async fn role_delete(
 }
 
 async fn role_list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
-    read_guard(&st, &c)?;
-    let p = Params::parse(q.as_deref());
-    let opts = p.query_options()?;
-    let (list, meta) = st
-        .server
-        .query(&opts, &[Table::AclRoles, Table::AclPolicies], |s| {
-            let i = s.index(Table::AclRoles);
-            (s.acl.roles.values().map(|r| role_json(&s.acl, r)).collect::<Vec<_>>(), i, i)
-        })
-        .await?;
-    json(&p, StatusCode::OK, Some(&meta), &list)
+    acl_list(&st, &c, q, &[Table::AclRoles, Table::AclPolicies], |s| {
+        s.acl.roles.values().map(|r| role_json(&s.acl, r)).collect()
+    })
+    .await
 }
 
 /// `POST /v1/internal/acl/authorize`: `[{Resource, Access, Segment?}]`, answered with each

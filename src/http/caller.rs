@@ -70,11 +70,6 @@ impl Caller {
     }
 }
 
-/// `operator:read|write`, the common case of unlabeled resources.
-pub fn require_operator(c: &Caller, access: Access) -> Result<(), ApiError> {
-    c.require(Resource::Operator, "", access)
-}
-
 /// The node and service a catalog or health row is about: `Node` (a name, or a node object
 /// with `Node`), and `ServiceName` or a `Service` object's `Service`.
 fn row_subjects(v: &serde_json::Value) -> (Option<&str>, Option<&str>) {

@@ -60,7 +60,7 @@ async fn forward(st: &HttpState, req: Request) -> Result<Response, ApiError> {
     // under the server's.
     if st.acl.enabled()
         && super::caller::presented_token(&parts).is_none()
-        && let Some(default) = st.acl.tokens().default
+        && let Some(default) = st.acl.tokens().default.clone()
     {
         headers.push(("X-Consul-Token".to_owned(), default));
     }
