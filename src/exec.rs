@@ -141,17 +141,21 @@ async fn execute(client: &Client, node: &str, session: &str, spec: &JobSpec) -> 
 }
 
 /// Runs every `_rexec` event delivered to this agent (already filtered by node, service and
-/// tag), talking to the agent's own HTTP API at `http_addr`, until `stop`.
+/// tag), talking to the agent's own HTTP API at `http_addr` with the agent's ACL token
+/// (`acl.tokens.agent`, which needs `key:write` on `_rexec`), until `stop`.
 pub async fn serve(
     events: std::sync::Arc<crate::event::Events>,
     http_addr: std::net::SocketAddr,
     node: String,
     enabled: bool,
+    acl: std::sync::Arc<crate::acl::Acl>,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut rx = events.subscribe();
-    let client = Client::new(crate::client::ClientConfig::new(http_addr.to_string()));
     loop {
+        let mut cfg = crate::client::ClientConfig::new(http_addr.to_string());
+        cfg.token = acl.tokens().agent.filter(|t| !t.is_empty());
+        let client = Client::new(cfg);
         let ev = tokio::select! {
             _ = stop.cancelled() => return,
             ev = rx.recv() => ev,

@@ -63,6 +63,8 @@ pub struct AclConfig {
     pub enable_token_persistence: bool,
     /// `tokens`.
     pub tokens: AgentTokens,
+    /// `audit`: the denial log (beyond Consul OSS).
+    pub audit: super::audit::AuditConfig,
 }
 
 impl Default for AclConfig {
@@ -75,6 +77,7 @@ impl Default for AclConfig {
             enable_key_list_policy: false,
             enable_token_persistence: false,
             tokens: AgentTokens::default(),
+            audit: super::audit::AuditConfig::default(),
         }
     }
 }
@@ -142,6 +145,7 @@ impl AclConfig {
                     boolean(val, key)?;
                 }
                 "tokens" => c.tokens = tokens(val)?,
+                "audit" => c.audit = super::audit::AuditConfig::parse(val)?,
                 other => return Err(format!("acl: unknown key {other:?}")),
             }
         }

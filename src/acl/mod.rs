@@ -11,8 +11,10 @@
 //!
 //! SecretIDs are never logged: errors and logs name the AccessorID.
 
+pub mod audit;
 pub mod config;
 pub mod leader;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use sekisho_acl::{Access, Authorizer, Decision, DefaultPolicy, PolicyRef, Resour
 use serde::{Deserialize, Serialize};
 
 pub use config::{AclConfig, AgentTokens, DownPolicy};
+pub use tokens::{TokenKind, TokenStore};
 
 use crate::server::Server;
 use crate::state::Store;
@@ -239,7 +242,10 @@ pub struct Acl {
     server: Server,
     node_name: String,
     datacenter: String,
+    /// The agent's tokens as they are now (`acl.tokens`, then `PUT /v1/agent/token/*`).
+    tokens: TokenStore,
     cache: Mutex<HashMap<String, Cached>>,
+    audit: Option<audit::AuditLog>,
 }
 
 impl std::fmt::Debug for Acl {
@@ -254,7 +260,37 @@ const CACHE_MAX: usize = 10_000;
 impl Acl {
     /// The ACL state of an agent.
     pub fn new(cfg: AclConfig, server: Server, node_name: String, datacenter: String) -> Acl {
-        Acl { cfg, server, node_name, datacenter, cache: Mutex::new(HashMap::new()) }
+        let tokens = TokenStore::new(cfg.tokens.clone());
+        Acl { cfg, server, node_name, datacenter, tokens, cache: Mutex::new(HashMap::new()), audit: None }
+    }
+
+    /// Writes every denial to `log` (`acl.audit`).
+    #[must_use]
+    pub fn with_audit_log(mut self, log: Option<audit::AuditLog>) -> Acl {
+        self.audit = log;
+        self
+    }
+
+    /// The audit log, when `acl.audit.enabled`.
+    pub fn audit(&self) -> Option<&audit::AuditLog> {
+        self.audit.as_ref()
+    }
+
+    /// With `acl.enable_token_persistence`, loads the tokens saved in `data_dir` (they win
+    /// over the configuration, as in Consul) and saves later changes there.
+    #[must_use]
+    pub fn with_token_persistence(mut self, data_dir: Option<&std::path::Path>) -> Acl {
+        if !self.cfg.enable_token_persistence {
+            return self;
+        }
+        match data_dir {
+            Some(dir) => self.tokens = TokenStore::persistent(self.cfg.tokens.clone(), dir),
+            None => tracing::warn!(
+                "acl.enable_token_persistence is set but the agent has no data_dir: tokens set \
+                 through the API are kept in memory only"
+            ),
+        }
+        self
     }
 
     /// The configuration.
@@ -267,9 +303,15 @@ impl Acl {
         self.cfg.enabled
     }
 
-    /// The agent's tokens (`acl.tokens`).
-    pub fn tokens(&self) -> &AgentTokens {
-        &self.cfg.tokens
+    /// The agent's tokens in force now: `acl.tokens`, as changed by `PUT /v1/agent/token/*`.
+    pub fn tokens(&self) -> AgentTokens {
+        self.tokens.current()
+    }
+
+    /// Replaces one of the agent's tokens (`""` clears it), saving it first when tokens are
+    /// persisted. Blocking file IO: call it off the async threads.
+    pub fn set_token(&self, kind: TokenKind, token: &str) -> std::io::Result<()> {
+        self.tokens.set(kind, token)
     }
 
     /// The identity of a request that presented `secret` (`None`: no token, so the agent's
@@ -280,14 +322,23 @@ impl Acl {
         }
         let secret = match secret.filter(|s| !s.is_empty()) {
             Some(s) => s.to_owned(),
-            None => self.cfg.tokens.default.clone().unwrap_or_else(|| ANONYMOUS_SECRET_ID.to_owned()),
+            None => self.tokens.default_token().unwrap_or_else(|| ANONYMOUS_SECRET_ID.to_owned()),
         };
-        if let Some(recovery) = self.cfg.tokens.agent_recovery.as_deref()
+        if let Some(recovery) = self.tokens.agent_recovery().as_deref()
             && crate::state::acl::ct_eq(recovery, &secret)
         {
             return Ok(Arc::new(self.recovery_identity()));
         }
-        if self.server.is_client() { self.resolve_remote(&secret).await } else { self.resolve_local(&secret) }
+        if self.server.is_client() {
+            return self.resolve_remote(&secret).await;
+        }
+        match self.resolve_local(&secret) {
+            // A token created a moment ago may not have reached this follower yet.
+            Err(AclError::NotFound) if !self.server.is_leader() && self.server.catch_up().await.is_ok() => {
+                self.resolve_local(&secret)
+            }
+            other => other,
+        }
     }
 
     /// The identity DNS answers under: the default token, else anonymous.

@@ -175,6 +175,8 @@ impl Agent {
     pub async fn start_with(cfg: RuntimeConfig, tuning: Tuning) -> Result<AgentHandle, AgentError> {
         check_supported(&cfg)?;
         let acl_config = crate::acl::AclConfig::parse(&cfg.acl).map_err(AgentError::Unsupported)?;
+        let audit_log = crate::acl::audit::AuditLog::open(&acl_config.audit, cfg.data_dir.as_deref())
+            .map_err(AgentError::Unsupported)?;
         let retention = match cfg.prometheus_retention_time {
             d if d.is_zero() && cfg.dev => Duration::from_secs(60),
             d => d,
@@ -324,12 +326,16 @@ impl Agent {
         let http_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         let https_addr = https_listener.as_ref().and_then(|l| l.local_addr().ok());
         let reloader = Arc::new(Reloader::new(tls.clone(), local.clone()));
-        let acl = Arc::new(crate::acl::Acl::new(
-            acl_config.clone(),
-            server.clone(),
-            cfg.node_name.clone(),
-            cfg.datacenter.clone(),
-        ));
+        let acl = Arc::new(
+            crate::acl::Acl::new(
+                acl_config.clone(),
+                server.clone(),
+                cfg.node_name.clone(),
+                cfg.datacenter.clone(),
+            )
+            .with_token_persistence(cfg.data_dir.as_deref())
+            .with_audit_log(audit_log),
+        );
         let state = HttpState {
             reloader: reloader.clone(),
             server: server.clone(),
@@ -362,7 +368,7 @@ impl Agent {
         }
         if let Some(addr) = http_addr {
             let (ev, node, enabled) = (events.clone(), cfg.node_name.clone(), !cfg.disable_remote_exec);
-            tasks.spawn(crate::exec::serve(ev, addr, node, enabled, stop_http.clone()));
+            tasks.spawn(crate::exec::serve(ev, addr, node, enabled, acl.clone(), stop_http.clone()));
         }
         if let Some(tls) = tls.clone() {
             tasks.spawn(watch_tls_files(tls, tuning.tls_watch_interval, stop_http.clone()));

@@ -11,6 +11,7 @@
 //! options of `http::HttpArgs`. Handlers have the shape
 //! `async fn run(args, &Client, &mut Output) -> anyhow::Result<ExitCode>`.
 
+mod acl;
 mod agent;
 mod argv;
 mod catalog;
@@ -24,6 +25,7 @@ mod keyring;
 mod kv;
 mod leave;
 mod lock;
+mod login;
 mod maint;
 mod members;
 mod monitor;
@@ -112,6 +114,9 @@ enum ApiCommand {
     #[command(about = version::ABOUT, long_about = version::LONG_ABOUT)]
     Version,
     Watch(watch::WatchArgs),
+    Acl(acl::AclArgs),
+    Login(login::LoginArgs),
+    Logout(login::LogoutArgs),
 }
 
 /// Parses argv, runs the command and maps the outcome to an exit code.
@@ -174,6 +179,9 @@ async fn dispatch(command: ApiCommand, out: &mut Output) -> anyhow::Result<ExitC
         ApiCommand::Keygen => keygen::run(out),
         ApiCommand::Version => version::run(out),
         ApiCommand::Watch(a) => watch::run(&a, &a.http.client()?, out).await,
+        ApiCommand::Acl(a) => acl::run(a, out).await,
+        ApiCommand::Login(a) => login::login(&a, &a.http.client()?, out).await,
+        ApiCommand::Logout(a) => login::logout(&a, &a.http.client()?, out).await,
     }
 }
 

@@ -63,7 +63,7 @@ async fn unknown_acl(st: State<HttpState>, method: Method, uri: Uri) -> ApiResul
     )))
 }
 
-fn enabled(st: &HttpState) -> Result<(), ApiError> {
+pub(super) fn enabled(st: &HttpState) -> Result<(), ApiError> {
     if st.acl.enabled() { Ok(()) } else { Err(disabled()) }
 }
 
@@ -72,7 +72,7 @@ fn read_guard(st: &HttpState, c: &Caller) -> Result<(), ApiError> {
     c.require(Resource::Acl, "", Access::Read)
 }
 
-fn write_guard(st: &HttpState, c: &Caller) -> Result<(), ApiError> {
+pub(super) fn write_guard(st: &HttpState, c: &Caller) -> Result<(), ApiError> {
     enabled(st)?;
     c.require(Resource::Acl, "", Access::Write)
 }
@@ -81,7 +81,7 @@ fn rfc3339(unix: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
 }
 
-fn now_rfc3339() -> String {
+pub(super) fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
 }
 
@@ -169,7 +169,7 @@ fn role_json(acl: &AclTables, r: &AclRole) -> Value {
 }
 
 /// Runs an ACL write; its own errors (name taken, unknown link) are the caller's: 400.
-async fn acl_write(st: &HttpState, op: AclOp) -> Result<u64, ApiError> {
+pub(super) async fn acl_write(st: &HttpState, op: AclOp) -> Result<u64, ApiError> {
     match st.server.write(Command::Acl(op)).await? {
         FsmResponse::Acl(Ok(idx)) => Ok(idx),
         FsmResponse::Acl(Err(e)) => Err(ApiError::bad_request(e)),
@@ -177,7 +177,7 @@ async fn acl_write(st: &HttpState, op: AclOp) -> Result<u64, ApiError> {
     }
 }
 
-async fn read_body_json(body: Body) -> Result<Value, ApiError> {
+pub(super) async fn read_body_json(body: Body) -> Result<Value, ApiError> {
     let bytes = super::read_default_body(body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
@@ -189,7 +189,7 @@ fn valid_uuid(s: &str) -> bool {
     uuid::Uuid::parse_str(s).is_ok_and(|u| u.hyphenated().to_string() == s.to_ascii_lowercase())
 }
 
-fn valid_name(s: &str) -> bool {
+pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
@@ -247,7 +247,7 @@ fn identities(o: &Obj<'_>) -> Result<(Vec<ServiceIdentity>, Vec<NodeIdentity>), 
     Ok((services, nodes))
 }
 
-fn valid_service_name(s: &str) -> bool {
+pub(super) fn valid_service_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 256
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
@@ -351,7 +351,7 @@ fn parse_time(s: &str) -> Result<u64, ApiError> {
 }
 
 /// A blocking read of one ACL object (`None`: 404 `ACL not found`), indexed by `tables[0]`.
-async fn acl_read_one(
+pub(super) async fn acl_read_one(
     st: &HttpState,
     c: &Caller,
     q: Option<String>,
@@ -374,8 +374,16 @@ async fn acl_read_one(
     }
 }
 
+/// A delete (`acl:write`): Consul answers `true`.
+pub(super) async fn acl_delete(st: &HttpState, c: &Caller, q: Option<String>, op: AclOp) -> ApiResult {
+    write_guard(st, c)?;
+    let p = Params::parse(q.as_deref());
+    acl_write(st, op).await?;
+    json(&p, StatusCode::OK, None, &true)
+}
+
 /// A blocking list of ACL objects, indexed by `tables[0]`.
-async fn acl_list(
+pub(super) async fn acl_list(
     st: &HttpState,
     c: &Caller,
     q: Option<String>,
@@ -396,7 +404,7 @@ async fn acl_list(
 }
 
 /// The object just written, read back (with the table's index) for the reply.
-fn answer_written(
+pub(super) fn answer_written(
     st: &HttpState,
     p: &Params,
     table: Table,
@@ -407,11 +415,11 @@ fn answer_written(
     json(p, StatusCode::OK, Some(&st.server.meta(idx, crate::server::Consistency::Default)), &v)
 }
 
-fn acl_tables(st: &HttpState) -> AclTables {
+pub(super) fn acl_tables(st: &HttpState) -> AclTables {
     st.server.state().read(|s| s.acl.clone())
 }
 
-async fn answer_token(st: &HttpState, p: &Params, accessor: &str, secret: bool) -> ApiResult {
+pub(super) async fn answer_token(st: &HttpState, p: &Params, accessor: &str, secret: bool) -> ApiResult {
     answer_written(st, p, Table::AclTokens, |s| {
         s.acl.tokens.get(accessor).map(|t| token_json(&s.acl, t, secret))
     })
@@ -565,10 +573,7 @@ async fn token_delete(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    write_guard(&st, &c)?;
-    let p = Params::parse(q.as_deref());
-    acl_write(&st, AclOp::TokenDelete(vec![id])).await?;
-    json(&p, StatusCode::OK, None, &true)
+    acl_delete(&st, &c, q, AclOp::TokenDelete(vec![id])).await
 }
 
 async fn token_list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
@@ -728,10 +733,7 @@ async fn policy_delete(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    write_guard(&st, &c)?;
-    let p = Params::parse(q.as_deref());
-    acl_write(&st, AclOp::PolicyDelete(id)).await?;
-    json(&p, StatusCode::OK, None, &true)
+    acl_delete(&st, &c, q, AclOp::PolicyDelete(id)).await
 }
 
 async fn policy_list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
@@ -856,10 +858,7 @@ async fn role_delete(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    write_guard(&st, &c)?;
-    let p = Params::parse(q.as_deref());
-    acl_write(&st, AclOp::RoleDelete(id)).await?;
-    json(&p, StatusCode::OK, None, &true)
+    acl_delete(&st, &c, q, AclOp::RoleDelete(id)).await
 }
 
 async fn role_list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
@@ -869,11 +868,39 @@ async fn role_list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery
     .await
 }
 
+/// `?accessor=ID` (beyond Consul, for `sekisho acl explain`): the identity of another token,
+/// for a caller with `acl:read`. The token is looked up by AccessorID and resolved as if it
+/// had made the request itself.
+async fn identity_of_accessor(
+    st: &HttpState,
+    c: &Caller,
+    p: &Params,
+    accessor: &str,
+) -> Result<std::sync::Arc<crate::acl::Identity>, ApiError> {
+    read_guard(st, c)?;
+    let opts = p.query_options()?;
+    let (secret, _) = st
+        .server
+        .query(&opts, &[Table::AclTokens], |s| {
+            let i = s.index(Table::AclTokens);
+            (s.acl.tokens.get(accessor).map(|t| t.secret_id.clone()), i, i)
+        })
+        .await?;
+    let Some(secret) = secret else {
+        return Err(ApiError::not_found(format!("No token with AccessorID '{accessor}'")));
+    };
+    Ok(st.acl.resolve(Some(&secret)).await?)
+}
+
 /// `POST /v1/internal/acl/authorize`: `[{Resource, Access, Segment?}]`, answered with each
 /// entry plus `Allow` (the UI's probe). Beyond Consul, each answer also carries `Reason`
 /// (the deciding rule and policy, or the default policy) and, when denied, `Suggestion`.
-async fn authorize(c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+async fn authorize(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     let p = Params::parse(q.as_deref());
+    let c = match p.get("accessor").filter(|a| !a.is_empty()) {
+        Some(accessor) => Caller::with_identity(identity_of_accessor(&st, &c, &p, accessor).await?, &c),
+        None => c,
+    };
     let v = read_body_json(body).await?;
     let Value::Array(items) = v else {
         return Err(ApiError::bad_request(

@@ -3,21 +3,31 @@
 //! Token sources, in Consul's order: the `X-Consul-Token` header, `Authorization: Bearer`,
 //! the deprecated `?token=` parameter, then the agent's `acl.tokens.default`, then anonymous.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 
 use super::HttpState;
 use super::error::ApiError;
 use super::query::Params;
-use crate::acl::{AclError, Identity};
+use crate::acl::audit::Denial;
+use crate::acl::{Acl, AclError, Identity};
 use sekisho_acl::{Access, Resource};
 
-/// The resolved caller; handlers ask it before acting.
+/// The resolved caller; handlers ask it before acting. The second field, when the audit
+/// log is on, is where denials are recorded and who asked.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Arc<Identity>);
+pub struct Caller(pub Arc<Identity>, pub Option<Auditing>);
+
+/// Where a caller's denials go.
+#[derive(Debug, Clone)]
+pub struct Auditing {
+    acl: Arc<Acl>,
+    client: Option<SocketAddr>,
+}
 
 /// The secret a request presents, if any.
 pub fn presented_token(parts: &Parts) -> Option<String> {
@@ -44,14 +54,52 @@ impl FromRequestParts<HttpState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, st: &HttpState) -> Result<Self, Self::Rejection> {
         let token = presented_token(parts);
-        Ok(Caller(st.acl.resolve(token.as_deref()).await?))
+        let identity = st.acl.resolve(token.as_deref()).await?;
+        let auditing = st.acl.audit().is_some().then(|| Auditing {
+            acl: st.acl.clone(),
+            client: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0)
+                .or_else(|| parts.extensions.get::<ConnectInfo<super::https::TlsPeer>>().map(|c| c.0.0)),
+        });
+        Ok(Caller(identity, auditing))
     }
 }
 
 impl Caller {
-    /// Allowed, or 403 with Consul's denial text.
+    /// A caller with `identity`, auditing its denials like `like` does.
+    pub fn with_identity(identity: Arc<Identity>, like: &Caller) -> Caller {
+        Caller(identity, like.1.clone())
+    }
+
+    fn audit(&self, resource: Resource, segment: &str, access: &str, reason: &str) {
+        if let Some(a) = &self.1
+            && let Some(log) = a.acl.audit()
+        {
+            log.denied(&Denial {
+                accessor_id: &self.0.accessor_id,
+                resource: resource.as_str(),
+                segment,
+                access,
+                reason,
+                client: a.client,
+            });
+        }
+    }
+
+    /// Allowed, or 403 with Consul's denial text (recorded in the audit log when it is on).
     pub fn require(&self, resource: Resource, segment: &str, access: Access) -> Result<(), ApiError> {
-        Ok(self.0.require(resource, segment, access)?)
+        let r = self.0.require(resource, segment, access);
+        if r.is_err() && self.1.is_some() {
+            self.audit(
+                resource,
+                segment,
+                access.as_str(),
+                &self.0.decide(resource, segment, access).explain(),
+            );
+        }
+        Ok(r?)
     }
 
     /// Whether the request is allowed (list filtering).
@@ -61,7 +109,12 @@ impl Caller {
 
     /// `key:write` over everything under `prefix`.
     pub fn require_key_write_prefix(&self, prefix: &str) -> Result<(), ApiError> {
-        Ok(self.0.require_key_write_prefix(prefix)?)
+        let r = self.0.require_key_write_prefix(prefix);
+        if r.is_err() && self.1.is_some() {
+            let reason = self.0.authz.key_write_prefix(prefix).explain();
+            self.audit(Resource::Key, prefix, "write (recursive)", &reason);
+        }
+        Ok(r?)
     }
 
     /// The token's AccessorID.

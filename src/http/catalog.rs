@@ -363,22 +363,24 @@ async fn node(
         .server
         .query(&opts, &Table::CATALOG, |s| {
             let i = catalog_index(s);
+            let mut filtered = s.nodes.contains_key(&name) && !node_ok;
             let v = s.nodes.get(&name).filter(|_| node_ok).map(|n| {
-                let svcs: serde_json::Map<String, Value> = s
-                    .services
-                    .get(&name)
+                let mine = s.services.get(&name).into_iter().flatten();
+                let readable: Vec<_> =
+                    mine.filter(|(_, svc)| c.allows(Resource::Service, &svc.service, Access::Read)).collect();
+                filtered = readable.len() < s.services.get(&name).map_or(0, |m| m.len());
+                let svcs: serde_json::Map<String, Value> = readable
                     .into_iter()
-                    .flatten()
-                    .filter(|(_, svc)| c.allows(Resource::Service, &svc.service, Access::Read))
                     .map(|(id, svc)| (id.clone(), serde_json::to_value(svc).unwrap_or_default()))
                     .filter(|(_, v)| filt.as_ref().is_none_or(|f| f.matches(v)))
                     .collect();
                 j!({"Node": n, "Services": svcs})
             });
-            (v.unwrap_or(Value::Null), i, i)
+            ((v.unwrap_or(Value::Null), filtered), i, i)
         })
         .await?;
-    json(&p, StatusCode::OK, Some(&meta), &v)
+    let (v, filtered) = v;
+    Ok(super::kv::mark_filtered(json(&p, StatusCode::OK, Some(&meta), &v)?, filtered))
 }
 
 async fn node_services(

@@ -40,6 +40,24 @@ fn event_error(e: EventError) -> ApiError {
     }
 }
 
+/// Beyond Consul: remote exec also needs `agent:write` on every member the `-node` filter
+/// selects (all members when it is empty), so a team's token runs commands only on its own
+/// nodes. The service and tag filters only narrow the targets further, so they are not
+/// needed for the check.
+fn require_exec_targets(st: &HttpState, c: &Caller, node_filter: &str) -> Result<(), ApiError> {
+    if !st.acl.enabled() {
+        return Ok(());
+    }
+    let re = regex::Regex::new(node_filter)
+        .map_err(|e| ApiError::bad_request(format!("Invalid node filter {node_filter:?}: {e}")))?;
+    for m in st.gossip.members() {
+        if re.is_match(&m.name) {
+            c.require(Resource::Agent, &m.name, Access::Write)?;
+        }
+    }
+    Ok(())
+}
+
 async fn fire(
     State(st): State<HttpState>,
     c: Caller,
@@ -55,6 +73,9 @@ async fn fire(
         ))
     })?;
     let filter = |k| p.get(k).unwrap_or_default().to_owned();
+    if name == crate::exec::EVENT {
+        require_exec_targets(&st, &c, &filter("node"))?;
+    }
     let req = FireRequest {
         name,
         payload: payload.to_vec(),
@@ -69,20 +90,25 @@ async fn fire(
 
 /// The delivered events that pass `?name=` (and, a Sekisho extension, `?node=`, `?service=`,
 /// `?tag=`: the event's filter equals the given text).
-/// Events the caller may not read (`event:read` on the name) are left out.
-fn matching(events: &Events, p: &Params, c: &Caller) -> Vec<UserEvent> {
+/// Events the caller may not read (`event:read` on the name) are left out; the flag says
+/// whether any were.
+fn matching(events: &Events, p: &Params, c: &Caller) -> (Vec<UserEvent>, bool) {
     let want = |k: &str, v: &str| p.get(k).is_none_or(|w| w.is_empty() || w == v);
-    events
+    let wanted: Vec<UserEvent> = events
         .list()
         .into_iter()
-        .filter(|e| c.allows(Resource::Event, &e.name, Access::Read))
         .filter(|e| {
             want("name", &e.name)
                 && want("node", &e.node_filter)
                 && want("service", &e.service_filter)
                 && want("tag", &e.tag_filter)
         })
-        .collect()
+        .collect();
+    let total = wanted.len();
+    let readable: Vec<UserEvent> =
+        wanted.into_iter().filter(|e| c.allows(Resource::Event, &e.name, Access::Read)).collect();
+    let filtered = readable.len() < total;
+    (readable, filtered)
 }
 
 async fn list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
@@ -92,18 +118,19 @@ async fn list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> 
     let deadline = tokio::time::Instant::now() + wait;
     let mut seen = st.events.watch();
     let events = loop {
-        let events = matching(&st.events, &p, &c);
+        let (events, filtered) = matching(&st.events, &p, &c);
         // The index is not monotonic: block only while it equals the caller's.
         if opts.min_index == 0 || index_of(&events) != opts.min_index {
-            break events;
+            break (events, filtered);
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() || !Events::wait(&mut seen, left).await {
             break matching(&st.events, &p, &c);
         }
     };
+    let (events, filtered) = events;
     let mut r = json(&p, StatusCode::OK, None, &events)?;
     let index = HeaderValue::from(index_of(&events));
     r.headers_mut().insert("X-Consul-Index", index);
-    Ok(r)
+    Ok(super::kv::mark_filtered(r, filtered))
 }

@@ -40,6 +40,16 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// The client address of an HTTPS request (axum's `ConnectInfo` for the TLS listener).
+#[derive(Debug, Clone, Copy)]
+pub struct TlsPeer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for TlsPeer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        TlsPeer(*stream.remote_addr())
+    }
+}
+
 /// Serves the API over TLS on `listener` until `shutdown`.
 pub async fn serve_https(
     listener: TcpListener,
@@ -76,7 +86,8 @@ pub async fn serve_https(
             });
         }
     });
-    axum::serve(TlsListener { ready: rx, local }, super::router(state))
+    let app = super::router(state).into_make_service_with_connect_info::<TlsPeer>();
+    axum::serve(TlsListener { ready: rx, local }, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

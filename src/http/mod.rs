@@ -6,9 +6,11 @@
 //! [`query::json`]. Errors become status codes and texts in one place, [`error`].
 
 pub mod acl;
+mod acl_auth;
 pub mod agent;
 pub mod agent_check;
 pub mod agent_service;
+mod agent_token;
 pub mod caller;
 pub mod catalog;
 pub mod coordinate;
@@ -191,6 +193,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(agent::routes())
         .merge(agent_service::routes())
         .merge(agent_check::routes())
+        .merge(agent_token::routes())
         .merge(metrics::routes())
         .merge(monitor::routes())
         .merge(operator::routes())
@@ -198,6 +201,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(event::routes())
         .merge(snapshot::routes())
         .merge(acl::routes())
+        .merge(acl_auth::routes())
         .fallback(unknown)
         .method_not_allowed_fallback(not_allowed)
         .layer(DefaultBodyLimit::disable())
@@ -215,7 +219,7 @@ pub async fn serve(
     state: HttpState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

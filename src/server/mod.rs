@@ -644,6 +644,12 @@ impl Server {
     /// answers directly (`consistent`: after a quorum round); a follower asks the leader for
     /// its read index and waits until it has applied that far (Raft's read-index protocol),
     /// so default and consistent reads work on any server without forwarding the query.
+    /// Waits until this server has applied everything the leader had committed when asked
+    /// (a follower that may lag, e.g. before deciding that a token does not exist).
+    pub async fn catch_up(&self) -> Result<(), Error> {
+        self.barrier(Consistency::Default).await
+    }
+
     async fn barrier(&self, c: Consistency) -> Result<(), Error> {
         if c == Consistency::Stale {
             return Ok(());

@@ -1,6 +1,6 @@
-//! ACL objects: tokens, policies and roles (Consul's `acl-tokens`, `acl-policies`,
-//! `acl-roles` tables), the bootstrap marker, and the built-in anonymous token and
-//! `global-management` policy.
+//! ACL objects: tokens, policies, roles, auth methods and binding rules (Consul's
+//! `acl-tokens`, `acl-policies`, `acl-roles`, `acl-auth-methods`, `acl-binding-rules` tables),
+//! the bootstrap marker, and the built-in anonymous token and `global-management` policy.
 //!
 //! ```text
 //!  HTTP handler ─ validate, resolve names to IDs, stamp times ─► Command::Acl* ─► acl_apply
@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Store;
 use super::store::Table;
+
+mod auth;
+pub use auth::{AUTH_METHOD_TYPES, AclAuthMethod, AclBindingRule, BindType, TokenLocality};
 
 /// The built-in `global-management` policy's ID.
 pub const MANAGEMENT_POLICY_ID: &str = "00000000-0000-0000-0000-000000000001";
@@ -78,7 +81,8 @@ pub struct AclToken {
     pub node_identities: Vec<NodeIdentity>,
     /// Datacenter-local (never replicated).
     pub local: bool,
-    /// The auth method that minted it (login tokens).
+    /// The auth method that minted it (login tokens); empty for the others.
+    #[serde(default)]
     pub auth_method: String,
     /// Unix seconds after which the token is invalid (0: never).
     pub expiration_time: u64,
@@ -151,6 +155,12 @@ pub struct AclTables {
     pub roles: BTreeMap<String, AclRole>,
     /// The Raft index of the last bootstrap (0: never bootstrapped).
     pub bootstrap_index: u64,
+    /// Auth methods by name.
+    #[serde(default)]
+    pub auth_methods: BTreeMap<String, AclAuthMethod>,
+    /// Binding rules by ID.
+    #[serde(default)]
+    pub binding_rules: BTreeMap<String, AclBindingRule>,
 }
 
 /// An ACL write.
@@ -189,6 +199,20 @@ pub enum AclOp {
     RoleSet(AclRole),
     /// Deletes a role by ID.
     RoleDelete(String),
+    /// Creates or replaces an auth method (by name; its Type may not change).
+    AuthMethodSet(AclAuthMethod),
+    /// Deletes an auth method by name, with its binding rules and the tokens it minted.
+    AuthMethodDelete(String),
+    /// Creates (`create`: the ID must be new) or updates a binding rule; its auth method
+    /// must exist.
+    BindingRuleSet {
+        /// The rule.
+        rule: AclBindingRule,
+        /// Create rather than update.
+        create: bool,
+    },
+    /// Deletes a binding rule by ID.
+    BindingRuleDelete(String),
 }
 
 /// The result of an [`AclOp`]: the index it committed at, or Consul's error text.
@@ -208,6 +232,9 @@ pub fn acl_apply(st: &mut Store, idx: u64, op: &AclOp) -> AclResult {
                 return Err(format!("ACL bootstrap no longer allowed (reset index: {done})"));
             }
             check_new_token(&st.acl, token)?;
+            // A bootstrap that wins the race with the new leader's setup creates the
+            // built-ins itself, so that its token links a policy that exists.
+            init(st, idx, None, &token.create_time);
             insert_token(st, idx, token.clone());
             st.acl.bootstrap_index = idx;
             Ok(idx)
@@ -225,6 +252,9 @@ pub fn acl_apply(st: &mut Store, idx: u64, op: &AclOp) -> AclResult {
                 }
             }
             check_links(acl, &token.policies, &token.roles)?;
+            if !token.auth_method.is_empty() && !acl.auth_methods.contains_key(&token.auth_method) {
+                return Err(format!("No such auth method with Name: {:?}", token.auth_method));
+            }
             let mut t = token.clone();
             if let Some(old) = st.acl.tokens.get(&t.accessor_id) {
                 t.create_index = old.create_index;
@@ -291,6 +321,10 @@ pub fn acl_apply(st: &mut Store, idx: u64, op: &AclOp) -> AclResult {
             }
             Ok(idx)
         }
+        AclOp::AuthMethodSet(m) => auth::auth_method_set(st, idx, m),
+        AclOp::AuthMethodDelete(name) => auth::auth_method_delete(st, idx, name),
+        AclOp::BindingRuleSet { rule, create } => auth::binding_rule_set(st, idx, rule, *create),
+        AclOp::BindingRuleDelete(id) => auth::binding_rule_delete(st, idx, id),
     }
 }
 
@@ -360,6 +394,10 @@ fn init(st: &mut Store, idx: u64, initial_management: Option<&(String, String)>,
         };
         if !st.acl.tokens.contains_key(&t.accessor_id) {
             insert_token(st, idx, t);
+            // As in Consul, installing the initial management token is the bootstrap.
+            if st.acl.bootstrap_index == 0 {
+                st.acl.bootstrap_index = idx;
+            }
         }
     }
 }

@@ -35,11 +35,15 @@ pub enum Table {
     AclPolicies,
     /// ACL roles.
     AclRoles,
+    /// ACL auth methods.
+    AclAuthMethods,
+    /// ACL binding rules.
+    AclBindingRules,
 }
 
 impl Table {
     /// All tables, in a fixed order.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 12] = [
         Table::Kv,
         Table::Tombstones,
         Table::Nodes,
@@ -50,6 +54,8 @@ impl Table {
         Table::AclTokens,
         Table::AclPolicies,
         Table::AclRoles,
+        Table::AclAuthMethods,
+        Table::AclBindingRules,
     ];
     /// The catalog tables.
     pub const CATALOG: [Table; 3] = [Table::Nodes, Table::Services, Table::Checks];
@@ -262,6 +268,14 @@ impl Store {
             c(&mut p.modify_index);
         }
         for r in self.acl.roles.values_mut() {
+            c(&mut r.create_index);
+            c(&mut r.modify_index);
+        }
+        for m in self.acl.auth_methods.values_mut() {
+            c(&mut m.create_index);
+            c(&mut m.modify_index);
+        }
+        for r in self.acl.binding_rules.values_mut() {
             c(&mut r.create_index);
             c(&mut r.modify_index);
         }

@@ -2,6 +2,8 @@
 //! [`TestAgent`](sekisho::testing::TestAgent) on a free port and checks Consul's wire
 //! behaviour (status codes, JSON shapes, headers, error texts) over real HTTP.
 
+mod acl;
+mod acl_login;
 mod agent_local;
 mod blocking;
 mod catalog;

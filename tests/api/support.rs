@@ -66,13 +66,20 @@ impl Resp {
 pub(crate) struct Api {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Sent as `X-Consul-Token` on every request that does not set one.
+    token: Option<String>,
 }
 
 impl Api {
     /// A client for `agent`.
     pub(crate) fn new(agent: &TestAgent) -> Api {
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Api { base: format!("http://{}", agent.http_addr()), client }
+        Api { base: format!("http://{}", agent.http_addr()), client, token: None }
+    }
+
+    /// The same client presenting `token` (an ACL SecretID) on every request.
+    pub(crate) fn with_token(&self, token: &str) -> Api {
+        Api { token: Some(token.to_string()), ..self.clone() }
     }
 
     /// Sends `method path` (path includes `/v1/...` and any query string) with `body`.
@@ -88,22 +95,45 @@ impl Api {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Resp {
-        let mut req = Request::builder().method(method.clone()).uri(format!("{}{path}", self.base));
+        let req = self.build(method.clone(), path, headers, body);
+        self.send(req).await.unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    fn build(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Request<Full<Bytes>> {
+        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(Full::new(body.into())).expect("valid request");
-        self.send(req).await.unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+        if let Some(t) = &self.token
+            && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("X-Consul-Token"))
+        {
+            req = req.header("X-Consul-Token", t.as_str());
+        }
+        req.body(Full::new(body.into())).expect("valid request")
+    }
+
+    /// Sends a request and returns once the status and headers arrive, without reading the
+    /// body (streaming endpoints such as `/v1/agent/monitor`); the body is dropped.
+    pub(crate) async fn request_head(&self, method: Method, path: &str) -> Resp {
+        let req = self.build(method.clone(), path, &[], Bytes::new());
+        let fut = self.client.request(req);
+        let resp = tokio::time::timeout(REQUEST_DEADLINE, fut)
+            .await
+            .unwrap_or_else(|_| panic!("{method} {path} sent no headers within {REQUEST_DEADLINE:?}"))
+            .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"));
+        Resp { status: resp.status(), headers: resp.headers().clone(), body: Bytes::new() }
     }
 
     /// Sends `PUT path` with `body`, returning transport errors instead of panicking (a
     /// server may answer and close before it has read a large body).
     pub(crate) async fn try_put(&self, path: &str, body: impl Into<Bytes>) -> Result<Resp, String> {
-        let req = Request::builder()
-            .method(Method::PUT)
-            .uri(format!("{}{path}", self.base))
-            .body(Full::new(body.into()))
-            .expect("valid request");
+        let req = self.build(Method::PUT, path, &[], body);
         self.send(req).await
     }
 

@@ -2,6 +2,7 @@
 //! [`TestAgent`](sekisho::testing::TestAgent) (port 0) when it needs an agent, and checks
 //! exit codes and Consul's output texts.
 
+mod acl;
 mod agent;
 mod catalog;
 mod event;

@@ -7,6 +7,7 @@ use http::Method;
 use sekisho::client::{Client, ClientConfig};
 use sekisho::testing::{TestCluster, eventually};
 
+mod acl;
 mod clients;
 mod coordinate;
 mod event;
