@@ -450,7 +450,18 @@ async fn bootstrap(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiRes
         ..AclToken::empty()
     };
     let accessor = token.accessor_id.clone();
-    match st.server.write(Command::Acl(AclOp::Bootstrap { token, reset_index: reset })).await? {
+    // Beyond Consul: `?revoke-management` with a reset also deletes the earlier management
+    // tokens. It needs the reset file, so it proves access to the server's data dir too.
+    let revoke = p.flag("revoke-management");
+    if revoke && reset.is_none() {
+        return Err(ApiError::bad_request(
+            "revoke-management is only allowed with a reset: write the reset index into \
+             <data_dir>/acl-bootstrap-reset on this server first",
+        ));
+    }
+    let before = st.server.state().read(|s| s.acl.management_tokens().len());
+    let op = AclOp::Bootstrap { token, reset_index: reset, revoke_management: revoke };
+    match st.server.write(Command::Acl(op)).await? {
         FsmResponse::Acl(Ok(_)) => {}
         FsmResponse::Acl(Err(e)) => {
             return Err(ApiError {
@@ -465,7 +476,7 @@ async fn bootstrap(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiRes
     {
         let _ = std::fs::remove_file(dir.join("acl-bootstrap-reset"));
     }
-    tracing::info!(accessor = %accessor, "acl: bootstrapped a management token");
+    tracing::info!(accessor = %accessor, revoked_earlier = revoke, "acl: bootstrapped a management token");
     let (v, idx) = st.server.state().read(|s| {
         let v = s.acl.tokens.get(&accessor).map(|t| {
             let mut v = token_json(&s.acl, t, true);
@@ -474,7 +485,10 @@ async fn bootstrap(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiRes
         });
         (v, s.index(Table::AclTokens))
     });
-    let v = v.ok_or_else(|| ApiError::internal("Failed to read token after bootstrap"))?;
+    let mut v = v.ok_or_else(|| ApiError::internal("Failed to read token after bootstrap"))?;
+    if revoke {
+        v["RevokedManagementTokens"] = json!(before);
+    }
     json(&p, StatusCode::OK, Some(&st.server.meta(idx, crate::server::Consistency::Default)), &v)
 }
 

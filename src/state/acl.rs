@@ -181,6 +181,10 @@ pub enum AclOp {
         token: AclToken,
         /// The reset file's index, if the file exists.
         reset_index: Option<u64>,
+        /// Beyond Consul: with an accepted reset, delete every earlier token that links
+        /// `global-management` (a lost or leaked bootstrap token stops working).
+        #[serde(default)]
+        revoke_management: bool,
     },
     /// Creates (`create`) or updates a token.
     TokenSet {
@@ -226,12 +230,21 @@ pub fn acl_apply(st: &mut Store, idx: u64, op: &AclOp) -> AclResult {
             init(st, idx, initial_management.as_ref(), now);
             Ok(idx)
         }
-        AclOp::Bootstrap { token, reset_index } => {
+        AclOp::Bootstrap { token, reset_index, revoke_management } => {
             let done = st.acl.bootstrap_index;
             if done != 0 && *reset_index != Some(done) {
                 return Err(format!("ACL bootstrap no longer allowed (reset index: {done})"));
             }
             check_new_token(&st.acl, token)?;
+            if *revoke_management && done != 0 {
+                let old = st.acl.management_tokens();
+                if !old.is_empty() {
+                    for id in &old {
+                        st.acl.tokens.remove(id);
+                    }
+                    st.bump(Table::AclTokens, idx);
+                }
+            }
             // A bootstrap that wins the race with the new leader's setup creates the
             // built-ins itself, so that its token links a policy that exists.
             init(st, idx, None, &token.create_time);
@@ -496,6 +509,15 @@ impl AclTables {
             .collect()
     }
 
+    /// The AccessorIDs of the tokens that link `global-management`.
+    pub fn management_tokens(&self) -> Vec<String> {
+        self.tokens
+            .values()
+            .filter(|t| t.policies.iter().any(|l| l.id == MANAGEMENT_POLICY_ID))
+            .map(|t| t.accessor_id.clone())
+            .collect()
+    }
+
     /// The tokens whose expiration time has passed at `now_unix` (the leader reaps them).
     pub fn expired_tokens(&self, now_unix: u64) -> Vec<String> {
         self.tokens.values().filter(|t| t.expired(now_unix)).map(|t| t.accessor_id.clone()).collect()
@@ -553,7 +575,15 @@ mod tests {
     fn bootstrap_works_once_then_only_with_the_reset_index() {
         let mut st = Store::default();
         let boot = |st: &mut Store, idx, a: &str, reset| {
-            acl_apply(st, idx, &AclOp::Bootstrap { token: token(a, &format!("s-{a}")), reset_index: reset })
+            acl_apply(
+                st,
+                idx,
+                &AclOp::Bootstrap {
+                    token: token(a, &format!("s-{a}")),
+                    reset_index: reset,
+                    revoke_management: false,
+                },
+            )
         };
         assert_eq!(boot(&mut st, 10, "a", None), Ok(10));
         assert_eq!(

@@ -565,3 +565,78 @@ async fn acl_auth_method_binding_rule_login_and_logout() {
     assert_eq!(del.stdout, "Auth method \"ci\" deleted successfully\n");
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acl_bootstrap_reset_writes_the_reset_file_and_can_revoke_earlier_management_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().to_path_buf();
+    let agent = TestAgent::start_with(|cfg, _| {
+        cfg.acl = json!({"enabled": true, "default_policy": "deny"});
+        cfg.data_dir = Some(data_dir.clone());
+    })
+    .await;
+    let addr = format!("-http-addr={}", agent.http_addr());
+    let anonymous = api(&agent, None);
+    eventually(WAIT, "the leader creates the built-in ACL objects", || async {
+        let r = anonymous.request(Method::GET, "/v1/acl/token/self", None).await.ok()?;
+        r.is_success().then_some(())
+    })
+    .await;
+    let first = parse(&sekisho(&["acl", "bootstrap", &addr, "-format=json"]).await.ok());
+    let first_secret = str_of(&first, "SecretID").to_owned();
+    // A second management token, made with the first.
+    let other = parse(
+        &cli(
+            &agent,
+            &first_secret,
+            &["acl", "token", "create", "-policy-name", "global-management", "-format=json"],
+        )
+        .await
+        .ok(),
+    );
+    let data = format!("-data-dir={}", dir.path().display());
+
+    // -revoke-management needs -reset, and -reset needs -data-dir: usage errors.
+    sekisho(&["acl", "bootstrap", &addr, "-revoke-management"]).await.expect_code(2);
+    sekisho(&["acl", "bootstrap", &addr, "-reset"]).await.expect_code(2);
+
+    // A plain reset: a new token, the earlier ones still work (Consul's behaviour).
+    let run = sekisho(&["acl", "bootstrap", &addr, "-reset", &data, "-format=json"]).await.ok();
+    assert!(run.stderr.contains("Wrote reset index"), "{run:#?}");
+    let second = parse(&run);
+    assert_ne!(str_of(&second, "AccessorID"), str_of(&first, "AccessorID"));
+    assert!(!dir.path().join("acl-bootstrap-reset").exists(), "the used reset file is gone");
+    let r = api(&agent, Some(&first_secret))
+        .request(Method::GET, "/v1/acl/token/self", None)
+        .await
+        .expect("request");
+    assert_eq!(r.status, StatusCode::OK, "the first token survives a plain reset");
+
+    // A reset that revokes: only the new token is left with global-management.
+    let run = sekisho(&["acl", "bootstrap", &addr, "-reset", &data, "-revoke-management", "-format=json"])
+        .await
+        .ok();
+    assert!(run.stderr.contains("Revoked 3 earlier management token(s)"), "{run:#?}");
+    let third = parse(&run);
+    let third_secret = str_of(&third, "SecretID").to_owned();
+    for (what, secret) in [
+        ("first", first_secret.as_str()),
+        ("second", str_of(&second, "SecretID")),
+        ("other", str_of(&other, "SecretID")),
+    ] {
+        let r = api(&agent, Some(secret))
+            .request(Method::GET, "/v1/acl/token/self", None)
+            .await
+            .expect("request");
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "the {what} management token is revoked");
+    }
+    let r =
+        api(&agent, Some(&third_secret)).request(Method::GET, "/v1/acl/tokens", None).await.expect("request");
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Without the reset file the server refuses to revoke anything.
+    let r =
+        anonymous.request(Method::PUT, "/v1/acl/bootstrap?revoke-management", None).await.expect("request");
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    agent.shutdown().await;
+}

@@ -23,9 +23,24 @@ use crate::cli::output::Output;
         Description:      Bootstrap Token (Global Management)\n  \
         Local:            false\n  \
         Create Time:      2024-05-02T15:41:02.491346Z\n  \
-        Policies:\n     00000000-0000-0000-0000-000000000001 - global-management"
+        Policies:\n     00000000-0000-0000-0000-000000000001 - global-management\n\n\
+        Reset a lost bootstrap token on the server whose data dir is /var/lib/sekisho, and revoke \
+        the earlier management tokens:\n  \
+        $ sekisho acl bootstrap -reset -data-dir /var/lib/sekisho -revoke-management"
 )]
-pub(super) struct BootstrapArgs {}
+pub(super) struct BootstrapArgs {
+    /// Reset first (beyond Consul): read the reset index from the refusal, write it into
+    /// DATA_DIR/acl-bootstrap-reset, then bootstrap again. Run it on the server the HTTP
+    /// address points at
+    #[arg(long, requires = "data_dir")]
+    reset: bool,
+    /// The data dir of the server that answers (with -reset)
+    #[arg(long = "data-dir", value_name = "DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// With -reset: also delete every earlier token that links global-management
+    #[arg(long = "revoke-management", requires = "reset")]
+    revoke_management: bool,
+}
 
 /// `acl token …`
 #[derive(Subcommand, Debug)]
@@ -179,12 +194,43 @@ pub(super) async fn run(c: TokenCommand, ctx: &Ctx<'_>, out: &mut Output) -> any
 
 /// `acl bootstrap`.
 pub(super) async fn bootstrap(
-    _: &BootstrapArgs,
+    a: &BootstrapArgs,
     ctx: &Ctx<'_>,
     out: &mut Output,
 ) -> anyhow::Result<ExitCode> {
-    let v = ctx.call(Method::PUT, "/v1/acl/bootstrap", None).await.context("Failed ACL bootstrapping")?;
-    ctx.print(out, &v, format::token)
+    let mut path = "/v1/acl/bootstrap".to_owned();
+    if let (true, Some(dir)) = (a.reset, a.data_dir.as_deref()) {
+        let r = ctx.client.request(Method::PUT, &path, None).await?;
+        if r.status.is_success() {
+            // Never bootstrapped: this is the first token, no reset was needed.
+            eprintln!("The ACL system was not bootstrapped yet: no reset was needed");
+            let v: Value = r.json(&path)?;
+            return ctx.print(out, &v, format::token);
+        }
+        write_reset_index(&String::from_utf8_lossy(&r.body), dir)?;
+        if a.revoke_management {
+            path.push_str("?revoke-management");
+        }
+    }
+    let v = ctx.call(Method::PUT, &path, None).await.context("Failed ACL bootstrapping")?;
+    let code = ctx.print(out, &v, format::token)?;
+    if let Some(n) = v.get("RevokedManagementTokens").and_then(Value::as_u64) {
+        eprintln!("Revoked {n} earlier management token(s)");
+    }
+    Ok(code)
+}
+
+/// Takes the reset index from the server's refusal and writes it into the reset file.
+fn write_reset_index(text: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let index = text
+        .split("reset index: ")
+        .nth(1)
+        .and_then(|t| t.trim_end().trim_end_matches(')').parse::<u64>().ok())
+        .with_context(|| format!("the server did not name a reset index: {}", text.trim()))?;
+    let file = dir.join("acl-bootstrap-reset");
+    std::fs::write(&file, format!("{index}\n")).with_context(|| format!("writing {}", file.display()))?;
+    eprintln!("Wrote reset index {index} to {}", file.display());
+    Ok(())
 }
 
 async fn create(a: &CreateArgs, ctx: &Ctx<'_>, out: &mut Output) -> anyhow::Result<ExitCode> {
