@@ -40,6 +40,7 @@ pub mod rpc;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod template;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;

@@ -36,6 +36,7 @@ mod reload;
 mod rtt;
 mod services;
 mod snapshot;
+mod template;
 mod version;
 mod watch;
 
@@ -117,6 +118,7 @@ enum ApiCommand {
     Acl(acl::AclArgs),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
+    Template(template::TemplateArgs),
 }
 
 /// Parses argv, runs the command and maps the outcome to an exit code.
@@ -179,6 +181,7 @@ async fn dispatch(command: ApiCommand, out: &mut Output) -> anyhow::Result<ExitC
         ApiCommand::Keygen => keygen::run(out),
         ApiCommand::Version => version::run(out),
         ApiCommand::Watch(a) => watch::run(&a, &a.http.client()?, out).await,
+        ApiCommand::Template(a) => template::run(&a, out).await,
         ApiCommand::Acl(a) => acl::run(a, out).await,
         ApiCommand::Login(a) => login::login(&a, &a.http.client()?, out).await,
         ApiCommand::Logout(a) => login::logout(&a, &a.http.client()?, out).await,

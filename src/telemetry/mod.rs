@@ -20,6 +20,7 @@
 //! ```
 
 mod clock;
+pub(crate) use clock::civil_from_days;
 pub mod logs;
 mod registry;
 mod render;

@@ -1,8 +1,10 @@
-//! `sekisho kv get|put|delete|export|import`: the key-value store, with Consul's texts.
+//! `sekisho kv get|put|delete|export|import|sync`: the key-value store, with Consul's texts.
 //!
 //! `get`, `put` and `delete` live here; `export` and `import` (the JSON transfer format) in
-//! [`transfer`]. Keys may be given with a leading `/`, which is stripped as Consul does.
+//! [`transfer`]; `sync` (a directory mirrored to a prefix) in [`sync`]. Keys may be given
+//! with a leading `/`, which is stripped as Consul does.
 
+mod sync;
 mod transfer;
 
 use std::process::ExitCode;
@@ -20,7 +22,8 @@ use crate::client::{Client, KvEntry};
 #[derive(Args, Debug)]
 #[command(
     about = "Interact with the key-value store",
-    long_about = "Interact with the key-value store: read, write, delete, export and import keys.",
+    long_about = "Interact with the key-value store: read, write, delete, export and import keys, and \
+        mirror a directory to a prefix (sync).",
     after_long_help = "Examples:\n  $ sekisho kv put redis/config/connections 5\n  \
         $ sekisho kv get -recurse redis/\n  $ sekisho kv export redis/ > redis.json"
 )]
@@ -39,6 +42,7 @@ pub(crate) enum KvCommand {
     Delete(DeleteArgs),
     Export(transfer::ExportArgs),
     Import(transfer::ImportArgs),
+    Sync(sync::SyncArgs),
 }
 
 /// `kv get`
@@ -141,6 +145,7 @@ pub(crate) async fn run(command: KvCommand, client: &Client, out: &mut Output) -
         KvCommand::Delete(args) => delete(args, client, out).await,
         KvCommand::Export(args) => transfer::export(args, client, out).await,
         KvCommand::Import(args) => transfer::import(args, client, out).await,
+        KvCommand::Sync(args) => sync::run(args, client, out).await,
     }
 }
 
