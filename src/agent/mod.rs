@@ -186,6 +186,7 @@ impl Agent {
         let lcfg = local_config(&cfg);
         local::parse_config(&lcfg, &cfg.services, &cfg.checks).map_err(AgentError::Definitions)?;
         let watch_specs = config_watches(&cfg)?;
+        let templates = config_templates(&cfg)?;
         let https_listener = match cfg.ports.https {
             Some(port) => {
                 let addr = SocketAddr::new(cfg.http_addr, port);
@@ -385,6 +386,23 @@ impl Agent {
                 }
             });
         }
+        if let Some(addr) = http_addr {
+            for (template, wait) in templates {
+                let mut ccfg = crate::client::ClientConfig::new(addr.to_string());
+                ccfg.token = acl.tokens().agent.filter(|t| !t.is_empty());
+                let client = crate::client::Client::new(ccfg);
+                let opts = crate::template::runner::Options { wait, ..Default::default() };
+                let stop = stop_http.clone();
+                tasks.spawn(async move {
+                    let mut sink = std::io::sink();
+                    if let Err(e) =
+                        crate::template::runner::run(client, vec![template], opts, stop, &mut sink).await
+                    {
+                        tracing::error!("template: {e}");
+                    }
+                });
+            }
+        }
         let watches =
             http_addr.map(|a| Arc::new(crate::watch::WatchSet::start(a, &watch_specs, tuning.watch_backoff)));
         if let Some(w) = &watches {
@@ -490,6 +508,27 @@ fn config_watches(cfg: &RuntimeConfig) -> Result<Vec<crate::watch::WatchSpec>, A
         return Err(AgentError::Definitions("watch plans require an HTTP endpoint (ports.http)".into()));
     }
     Ok(specs)
+}
+
+/// The `template` stanzas, parsed and loaded: a bad stanza or a template that does not parse
+/// stops the agent at start, naming the stanza or the file, line and column.
+type ConfigTemplate = (
+    (crate::template::runner::TemplateSpec, crate::template::engine::Template),
+    Option<(Duration, Duration)>,
+);
+
+fn config_templates(cfg: &RuntimeConfig) -> Result<Vec<ConfigTemplate>, AgentError> {
+    use crate::template::runner;
+    let mut out = Vec::new();
+    for (i, v) in cfg.templates.iter().enumerate() {
+        let (spec, wait) = runner::parse_config(i, v).map_err(AgentError::Definitions)?;
+        let mut loaded = runner::load(std::slice::from_ref(&spec)).map_err(AgentError::Definitions)?;
+        out.push((loaded.remove(0), wait));
+    }
+    if !out.is_empty() && cfg.ports.http.is_none() {
+        return Err(AgentError::Definitions("template stanzas require an HTTP endpoint (ports.http)".into()));
+    }
+    Ok(out)
 }
 
 fn local_config(cfg: &RuntimeConfig) -> LocalConfig {

@@ -50,6 +50,10 @@ pub(crate) struct TemplateArgs {
     /// Quiescence `min[:max]`: render after `min` without changes, at most `max` after the first
     #[arg(long, value_name = "MIN:MAX")]
     wait: Option<String>,
+    /// Run COMMAND (with sh -c) once the templates are rendered, restart it after each
+    /// change, and exit with its exit code when it ends
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["once", "dry"])]
+    exec: Option<String>,
     #[command(flatten)]
     pub(crate) http: HttpArgs,
 }
@@ -74,7 +78,13 @@ pub(crate) async fn run(args: &TemplateArgs, out: &mut Output) -> anyhow::Result
     };
     out.flush()?;
     let client = args.http.client()?;
-    let opts = Options { once: args.once, dry: args.dry, wait, block: Duration::from_secs(60) };
+    let opts = Options {
+        once: args.once,
+        dry: args.dry,
+        wait,
+        block: Duration::from_secs(60),
+        exec: args.exec.clone(),
+    };
     let stop = tokio_util::sync::CancellationToken::new();
     let mut stdout = std::io::stdout();
     let result = tokio::select! {
@@ -82,7 +92,7 @@ pub(crate) async fn run(args: &TemplateArgs, out: &mut Output) -> anyhow::Result
         _ = tokio::signal::ctrl_c() => { stop.cancel(); Ok(runner::Report::default()) }
     };
     match result {
-        Ok(_) => Ok(ExitCode::SUCCESS),
+        Ok(r) => Ok(r.exit_code.map_or(ExitCode::SUCCESS, |c| ExitCode::from(u8::try_from(c).unwrap_or(1)))),
         Err(e) => {
             out.error(format!("Error: {e}"))?;
             Ok(ExitCode::FAILURE)

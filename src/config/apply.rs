@@ -213,6 +213,7 @@ fn apply_collections(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<(), Conf
         "service" | "services" => rt.services.extend(at.objects(v)?),
         "check" | "checks" => rt.checks.extend(at.objects(v)?),
         "watches" => rt.watches.extend(at.objects(v)?),
+        "template" => rt.templates.extend(at.objects(v)?),
         "retry_join" => rt.retry_join.extend(at.strings(v)?),
         "retry_join_wan" => rt.retry_join_wan.extend(at.strings(v)?),
         "recursors" => {

@@ -269,6 +269,7 @@ const IMPLEMENTED: &[Key] = &[
     yes("tls", Kind::Section(TLS)),
     yes("ui", Kind::Bool),
     yes("ui_config", Kind::Section(UI_CONFIG)),
+    yes("template", Kind::ObjectOrList),
     yes("watches", Kind::ObjectOrList),
 ];
 

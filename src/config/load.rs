@@ -136,6 +136,7 @@ fn defaults() -> RuntimeConfig {
         services: Vec::new(),
         checks: Vec::new(),
         watches: Vec::new(),
+        templates: Vec::new(),
         acl: Value::Null,
         tls: super::tls::TlsConfig::default(),
         encrypt: None,

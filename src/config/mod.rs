@@ -85,6 +85,7 @@ impl RuntimeConfig {
             services: Vec::new(),
             checks: Vec::new(),
             watches: Vec::new(),
+            templates: Vec::new(),
             acl: serde_json::Value::Null,
             tls: tls::TlsConfig::default(),
             encrypt: None,

@@ -91,6 +91,8 @@ pub struct RuntimeConfig {
     /// Check definitions as written.
     pub checks: Vec<serde_json::Value>,
     pub watches: Vec<serde_json::Value>,
+    /// `template` stanzas (`sekisho template` run by the agent), as written.
+    pub templates: Vec<serde_json::Value>,
     /// The `acl` stanza as written (`Null` when absent).
     pub acl: serde_json::Value,
     /// TLS settings as written (resolve per interface with `tls.rpc()` / `tls.https()`).

@@ -328,6 +328,12 @@ service {
 }
 check { id = "mem", ttl = "30s" }
 watches = [{ type = "key", key = "x", args = ["/bin/true"] }]
+template {
+  source      = "/etc/sekisho/deny.ctmpl"
+  destination = "/etc/nginx/deny.conf"
+  wait        = "1s:3s"
+}
+template { source = "hosts.ctmpl", destination = "/etc/hosts" }
 "#,
     );
     let b = write(
@@ -344,6 +350,9 @@ watches = [{ type = "key", key = "x", args = ["/bin/true"] }]
     let ids: Vec<&str> = rt.checks.iter().filter_map(|c| c["id"].as_str()).collect();
     assert_eq!(ids, ["mem", "disk", "cpu"]);
     assert_eq!(rt.watches, [json!({"type": "key", "key": "x", "args": ["/bin/true"]})]);
+    let sources: Vec<&str> = rt.templates.iter().filter_map(|t| t["source"].as_str()).collect();
+    assert_eq!(sources, ["/etc/sekisho/deny.ctmpl", "hosts.ctmpl"], "template blocks append");
+    assert_eq!(rt.templates[0]["wait"], json!("1s:3s"));
 }
 
 #[test]

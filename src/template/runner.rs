@@ -52,6 +52,49 @@ impl TemplateSpec {
     }
 }
 
+/// One agent-config `template { source, destination, command, wait }` stanza (`i` is its
+/// position, named in errors). `wait` is `"min[:max]"` or `{ min = "1s", max = "3s" }`.
+pub fn parse_config(i: usize, v: &Value) -> Result<(TemplateSpec, Option<(Duration, Duration)>), String> {
+    let at = |k: &str| format!("template[{i}].{k}");
+    let Value::Object(o) = v else { return Err(format!("template[{i}]: expected an object, found {v}")) };
+    let text = |k: &str| -> Result<Option<String>, String> {
+        match o.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone()).filter(|s| !s.is_empty())),
+            Some(other) => Err(format!("{}: expected a string, found {other}", at(k))),
+        }
+    };
+    for k in o.keys() {
+        if !matches!(k.as_str(), "source" | "destination" | "command" | "wait") {
+            return Err(format!("{}: unknown key (source, destination, command, wait)", at(k)));
+        }
+    }
+    let source = text("source")?.ok_or_else(|| format!("{} is required", at("source")))?;
+    let destination = text("destination")?.ok_or_else(|| format!("{} is required", at("destination")))?;
+    let wait = match o.get("wait") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(w)) => Some(parse_wait(w).map_err(|e| format!("{}: {e}", at("wait")))?),
+        Some(Value::Object(w)) => {
+            let part = |k: &str| w.get(k).and_then(Value::as_str).unwrap_or("");
+            let spec = if part("max").is_empty() {
+                part("min").to_owned()
+            } else {
+                format!("{}:{}", part("min"), part("max"))
+            };
+            Some(parse_wait(&spec).map_err(|e| format!("{}: {e}", at("wait")))?)
+        }
+        Some(other) => {
+            return Err(format!("{}: expected \"min:max\" or {{min, max}}, found {other}", at("wait")));
+        }
+    };
+    let spec = TemplateSpec {
+        source: PathBuf::from(source),
+        destination: Some(PathBuf::from(destination)),
+        command: text("command")?,
+    };
+    Ok((spec, wait))
+}
+
 /// How the runner behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -63,11 +106,14 @@ pub struct Options {
     pub wait: Option<(Duration, Duration)>,
     /// Blocking-query wait (the server caps it at 10 minutes).
     pub block: Duration,
+    /// `-exec`: a child process started after the first complete render and restarted after
+    /// every change; when it exits, the run ends with its exit code.
+    pub exec: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { once: false, dry: false, wait: None, block: Duration::from_secs(60) }
+        Options { once: false, dry: false, wait: None, block: Duration::from_secs(60), exec: None }
     }
 }
 
@@ -460,6 +506,10 @@ pub struct Report {
     pub writes: u64,
     /// Commands run.
     pub commands: u64,
+    /// With `-exec`: the child's exit code, when it ended the run.
+    pub exit_code: Option<i32>,
+    /// With `-exec`: how many times the child was started.
+    pub exec_starts: u64,
 }
 
 /// Renders `templates` against `client` until `stop` (or once, with `opts.once`).
@@ -487,6 +537,7 @@ pub async fn run(
         })
         .collect();
     let mut report = Report::default();
+    let mut child: Option<tokio::process::Child> = None;
     let tasks = stop.child_token();
     let _guard = tasks.clone().drop_guard();
     loop {
@@ -564,10 +615,30 @@ pub async fn run(
         if opts.once && complete {
             return Ok(report);
         }
-        // Wait for a change, then for quiet.
+        if let Some(cmd) = opts.exec.as_deref().filter(|_| complete && !opts.dry)
+            && (child.is_none() || !changed.is_empty())
+        {
+            if let Some(mut old) = child.take() {
+                let _ = old.kill().await;
+            }
+            let c = tokio::process::Command::new("sh").arg("-c").arg(cmd).kill_on_drop(true).spawn();
+            child = Some(c.map_err(|e| format!("-exec {cmd:?}: {e}"))?);
+            report.exec_starts += 1;
+        }
+        // Wait for a change (or the -exec child's end), then for quiet.
+        let exited = async {
+            match child.as_mut() {
+                Some(c) => c.wait().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = stop.cancelled() => return Ok(report),
             _ = shared.wake.notified() => {}
+            status = exited => {
+                report.exit_code = Some(status.and_then(|s| s.code()).unwrap_or(1));
+                return Ok(report);
+            }
         }
         if let Some((min, max)) = opts.wait.filter(|_| complete) {
             let until = tokio::time::Instant::now() + max;

@@ -196,3 +196,78 @@ async fn the_output_survives_the_agent_restarting_and_follows_it_after() {
     .await;
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_template_stanza_renders_and_bad_stanzas_stop_the_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tmpl = dir.path().join("motd.ctmpl");
+    std::fs::write(&tmpl, "welcome to {{ keyOrDefault \"motd/site\" \"nowhere\" }}\n").expect("template");
+    let out = dir.path().join("motd");
+    let stanza = json!({"source": tmpl.display().to_string(), "destination": out.display().to_string(), "wait": {"min": "10ms", "max": "50ms"}});
+    let agent = TestAgent::start_with(|cfg, _| cfg.templates = vec![stanza.clone()]).await;
+    eventually(WAIT, "the default rendered", || async {
+        (read(&out).as_deref() == Some("welcome to nowhere\n")).then_some(())
+    })
+    .await;
+    put(&agent, "motd/site", "dc1").await;
+    eventually(WAIT, "the key rendered", || async {
+        (read(&out).as_deref() == Some("welcome to dc1\n")).then_some(())
+    })
+    .await;
+    agent.shutdown().await;
+
+    for (bad, want) in [
+        (json!({"source": tmpl.display().to_string()}), "template[0].destination is required".to_owned()),
+        (
+            json!({"source": "x", "destination": "y", "wiat": "1s"}),
+            "template[0].wiat: unknown key".to_owned(),
+        ),
+        (
+            json!({"source": tmpl.display().to_string(), "destination": "y", "wait": "3s:1s"}),
+            "template[0].wait".to_owned(),
+        ),
+    ] {
+        let mut cfg = sekisho::config::RuntimeConfig::for_test("dc1", "tmpl-node");
+        cfg.templates = vec![bad];
+        let Err(e) = sekisho::agent::Agent::start(cfg).await else {
+            panic!("a bad template stanza was accepted")
+        };
+        assert!(e.to_string().contains(&want), "{e} / {want}");
+    }
+    let broken = dir.path().join("broken.ctmpl");
+    std::fs::write(&broken, "ok\n{{ if }}\n").expect("template");
+    let mut cfg = sekisho::config::RuntimeConfig::for_test("dc1", "tmpl-node");
+    cfg.templates = vec![json!({"source": broken.display().to_string(), "destination": "y"})];
+    let Err(e) = sekisho::agent::Agent::start(cfg).await else { panic!("a broken template was accepted") };
+    assert!(e.to_string().contains(&format!("{}:2:", broken.display())), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_starts_the_child_after_the_render_restarts_it_on_change_and_passes_its_exit_code() {
+    let agent = TestAgent::start().await;
+    put(&agent, "app/v", "1").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tmpl = dir.path().join("v.ctmpl");
+    std::fs::write(&tmpl, "v={{ key \"app/v\" }}\n").expect("template");
+    let out = dir.path().join("v.conf");
+    let log = dir.path().join("starts");
+    let spec = format!("{}:{}", tmpl.display(), out.display());
+    let exec = format!("cat {} >> {}; exec sleep 60", out.display(), log.display());
+    let _child = spawn(&agent.http_addr().to_string(), &["-template", &spec, "-exec", &exec]);
+    eventually(WAIT, "the child started on the rendered file", || async {
+        (read(&log).as_deref() == Some("v=1\n")).then_some(())
+    })
+    .await;
+    put(&agent, "app/v", "2").await;
+    eventually(WAIT, "the child restarted after the change", || async {
+        (read(&log).as_deref() == Some("v=1\nv=2\n")).then_some(())
+    })
+    .await;
+
+    let addr = format!("-http-addr={}", agent.http_addr());
+    let run = sekisho(&["template", &addr, "-template", &spec, "-exec", "exit 7"]).await;
+    assert_eq!(run.code, 7, "the child's exit code: {run:#?}");
+    let run = sekisho(&["template", &addr, "-template", &spec, "-exec", "true", "-once"]).await;
+    assert_eq!(run.code, 2, "-exec and -once conflict: {run:#?}");
+    agent.shutdown().await;
+}
