@@ -435,7 +435,9 @@ async fn follow(
                 if changed {
                     shared.wake.notify_one();
                 }
-                if once {
+                // With -once a missing key (or node) is followed until it appears: `key`
+                // waits for it, and nothing else would fetch it again.
+                if once && !v.is_null() {
                     return;
                 }
             }

@@ -271,3 +271,25 @@ async fn exec_starts_the_child_after_the_render_restarts_it_on_change_and_passes
     assert_eq!(run.code, 2, "-exec and -once conflict: {run:#?}");
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_waits_for_a_missing_key_and_renders_when_it_appears() {
+    let agent = TestAgent::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tmpl = dir.path().join("w.ctmpl");
+    std::fs::write(&tmpl, "ready={{ key \"late/key\" }}\n").expect("template");
+    let out = dir.path().join("w.txt");
+    let spec = format!("{}:{}", tmpl.display(), out.display());
+    let mut child = spawn(&agent.http_addr().to_string(), &["-once", "-template", &spec]);
+    // Not rendered while the key is missing, and still running.
+    assert!(child.try_wait().expect("try_wait").is_none());
+    assert!(!out.exists());
+    put(&agent, "late/key", "yes").await;
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("-once exits after the key appears")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    assert_eq!(read(&out).as_deref(), Some("ready=yes\n"));
+    agent.shutdown().await;
+}
