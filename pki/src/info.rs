@@ -122,6 +122,20 @@ impl CertInfo {
         self.dns_sans.iter().any(|name| name.eq_ignore_ascii_case(&want))
     }
 
+    /// The datacenters this certificate names a server of (`server.<dc>.<domain>` SANs).
+    pub fn server_datacenters(&self, domain: &str) -> Vec<String> {
+        let domain = domain.strip_suffix('.').unwrap_or(domain).to_ascii_lowercase();
+        let suffix = format!(".{domain}");
+        self.dns_sans
+            .iter()
+            .filter_map(|name| {
+                let name = name.to_ascii_lowercase();
+                let dc = name.strip_prefix("server.")?.strip_suffix(&suffix)?;
+                (!dc.is_empty() && !dc.contains('.')).then(|| dc.to_owned())
+            })
+            .collect()
+    }
+
     /// The EKU extension is absent or allows TLS server authentication.
     pub fn allows_server_auth(&self) -> bool {
         self.ext_key_usage.is_none_or(|e| e.server_auth || e.any)

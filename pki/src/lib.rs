@@ -77,8 +77,8 @@ pub use names::{MAX_FILE_INDEX, SERVER_CERT_WARNING, ca_file_names, file_names, 
 pub use pem::parse_certificates;
 pub use tls::{
     ClientAuth, PeerSide, RejectHook, Rejection, ReloadableCert, ServerNameCheck, TlsMaterial, TlsOptions,
-    TlsVersion, client_config, client_config_with_resolver, peer_is_server, server_config,
-    server_config_with_resolver,
+    TlsVersion, client_config, client_config_with_resolver, peer_is_server, peer_server_datacenters,
+    server_config, server_config_with_resolver,
 };
 pub use verify::{Purpose, verify_chain};
 

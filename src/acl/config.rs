@@ -61,6 +61,9 @@ pub struct AclConfig {
     pub enable_key_list_policy: bool,
     /// `enable_token_persistence`.
     pub enable_token_persistence: bool,
+    /// `enable_token_replication`: secondary datacenters copy the primary's global tokens
+    /// (policies and roles are always copied).
+    pub enable_token_replication: bool,
     /// `tokens`.
     pub tokens: AgentTokens,
     /// `audit`: the denial log (beyond Consul OSS).
@@ -76,6 +79,7 @@ impl Default for AclConfig {
             token_ttl: Duration::from_secs(30),
             enable_key_list_policy: false,
             enable_token_persistence: false,
+            enable_token_replication: false,
             tokens: AgentTokens::default(),
             audit: super::audit::AuditConfig::default(),
         }
@@ -141,9 +145,7 @@ impl AclConfig {
                 }
                 "enable_key_list_policy" => c.enable_key_list_policy = boolean(val, key)?,
                 "enable_token_persistence" => c.enable_token_persistence = boolean(val, key)?,
-                "enable_token_replication" => {
-                    boolean(val, key)?;
-                }
+                "enable_token_replication" => c.enable_token_replication = boolean(val, key)?,
                 "tokens" => c.tokens = tokens(val)?,
                 "audit" => c.audit = super::audit::AuditConfig::parse(val)?,
                 other => return Err(format!("acl: unknown key {other:?}")),

@@ -235,6 +235,8 @@ struct Cached {
 
 /// The RPC path client agents resolve tokens through.
 pub const RESOLVE_PATH: &str = "/rpc/v1/acl/resolve";
+/// A secondary datacenter's leader pulls the primary's ACL objects (see `acl/replication.rs`).
+pub const REPLICATE_PATH: &str = "/rpc/v1/acl/replicate";
 
 /// The agent's ACL state: its configuration, its tokens and its resolution cache.
 pub struct Acl {

@@ -19,6 +19,7 @@ mod auto_encrypt;
 mod coordinate;
 mod reconcile;
 mod reload;
+pub mod wan;
 
 pub use reload::{ConfigSource, ReloadedConfig, Reloader};
 
@@ -80,6 +81,8 @@ pub struct Tuning {
     pub server_stabilization_time: Duration,
     /// LAN gossip timers (Consul's LAN defaults).
     pub gossip_timing: Timing,
+    /// WAN gossip timers (Consul's WAN defaults).
+    pub wan_gossip_timing: Timing,
     /// Full member reconciliation period on the leader (Consul: 60s); gossip events also
     /// trigger it.
     pub reconcile_interval: Duration,
@@ -102,6 +105,7 @@ impl Default for Tuning {
             rpc_hold_timeout: Duration::from_secs(7),
             server_stabilization_time: Duration::from_secs(10),
             gossip_timing: Timing::lan(),
+            wan_gossip_timing: Timing::wan(),
             reconcile_interval: Duration::from_secs(60),
             retry_interval: Duration::from_secs(30),
             faults: crate::net::fault::Faults::none(),
@@ -124,6 +128,8 @@ pub struct AgentHandle {
     dns_addr: Option<SocketAddr>,
     server: Server,
     gossip: Gossip,
+    /// The WAN pool member (servers with `ports.serf_wan`).
+    wan: Option<Gossip>,
     local: Arc<LocalState>,
     events: Arc<crate::event::Events>,
     leave: CancellationToken,
@@ -226,6 +232,13 @@ impl Agent {
             (None, cfg.ports.server)
         };
         let gossip = start_gossip(&cfg, &tuning, rpc_port).await?;
+        let wan = match wan::start(&cfg, &tuning, rpc_port).await {
+            Ok(w) => w,
+            Err(e) => {
+                gossip.shutdown().await;
+                return Err(e);
+            }
+        };
         if let Some(tls) = tls.as_ref().filter(|t| cfg.tls.auto_encrypt.tls && t.needs_auto_cert()) {
             auto_encrypt::obtain(&cfg, &gossip, tls, &tuning.faults).await;
         }
@@ -249,6 +262,9 @@ impl Agent {
             Ok(s) => s,
             Err(e) => {
                 gossip.shutdown().await;
+                if let Some(w) = &wan {
+                    w.shutdown().await;
+                }
                 return Err(e.into());
             }
         };
@@ -316,6 +332,13 @@ impl Agent {
             let node = cfg.node_name.clone();
             tasks.spawn(coordinate::run(server.clone(), gossip.clone(), node, rate, stop_http.clone()));
         }
+        if let Some(w) = &wan {
+            tasks.spawn(wan::track(server.clone(), w.clone(), stop_http.clone()));
+            if !cfg.retry_join_wan.is_empty() {
+                let (addrs, every) = (cfg.retry_join_wan.clone(), tuning.retry_interval);
+                tasks.spawn(retry_join(w.clone(), addrs, every, stop_http.clone()));
+            }
+        }
         if !cfg.retry_join.is_empty() {
             tasks.spawn(retry_join(
                 gossip.clone(),
@@ -343,6 +366,7 @@ impl Agent {
             agent: Arc::new(agent_info(&cfg)),
             local: local.clone(),
             gossip: gossip.clone(),
+            wan: wan.clone(),
             leave: leave.clone(),
             tls: tls.clone(),
             events: events.clone(),
@@ -416,6 +440,7 @@ impl Agent {
             dns_addr,
             server,
             gossip,
+            wan,
             local,
             events,
             tls,
@@ -598,6 +623,11 @@ impl AgentHandle {
         &self.gossip
     }
 
+    /// The WAN pool member of this server (`None` on client agents or without `ports.serf_wan`).
+    pub fn wan(&self) -> Option<&Gossip> {
+        self.wan.as_ref()
+    }
+
     /// The agent's own services and checks.
     pub fn local(&self) -> &Arc<LocalState> {
         &self.local
@@ -641,6 +671,9 @@ impl AgentHandle {
         self.tasks.wait().await;
         self.local.stop();
         self.gossip.shutdown().await;
+        if let Some(w) = &self.wan {
+            w.shutdown().await;
+        }
         self.server.shutdown().await;
     }
 }

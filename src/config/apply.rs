@@ -107,6 +107,7 @@ fn apply_network(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<bool, Config
         "bind_addr" => b.rt.bind_addr = at.ip(v)?,
         "client_addr" => b.rt.client_addr = at.ip(v)?,
         "advertise_addr" => b.advertise = Some(at.ip(v)?),
+        "advertise_addr_wan" => b.rt.advertise_addr_wan = Some(at.ip(v)?),
         "addresses.http" => b.http_addr = Some(at.ip(v)?),
         "addresses.dns" => b.dns_addr = Some(at.ip(v)?),
         "ports.http" => ports.http = at.optional_port(v)?,
@@ -215,7 +216,9 @@ fn apply_collections(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<(), Conf
         "watches" => rt.watches.extend(at.objects(v)?),
         "template" => rt.templates.extend(at.objects(v)?),
         "retry_join" => rt.retry_join.extend(at.strings(v)?),
-        "retry_join_wan" => rt.retry_join_wan.extend(at.strings(v)?),
+        // `start_join_wan` (removed in Consul 1.15) joined once at start; retrying is safer.
+        "retry_join_wan" | "start_join_wan" => rt.retry_join_wan.extend(at.strings(v)?),
+        "translate_wan_addrs" => rt.translate_wan_addrs = at.bool(v)?,
         "recursors" => {
             for r in at.strings(v)? {
                 let ok = r.parse::<std::net::SocketAddr>().is_ok() || r.parse::<IpAddr>().is_ok();

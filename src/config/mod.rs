@@ -94,6 +94,8 @@ impl RuntimeConfig {
             disable_keyring_file: false,
             retry_join: Vec::new(),
             retry_join_wan: Vec::new(),
+            advertise_addr_wan: None,
+            translate_wan_addrs: false,
         }
     }
 

@@ -107,6 +107,11 @@ pub struct RuntimeConfig {
     pub disable_keyring_file: bool,
     pub retry_join: Vec<String>,
     pub retry_join_wan: Vec<String>,
+    /// `advertise_addr_wan`: the address other datacenters reach this server at (WAN gossip
+    /// and cross-DC RPC); `advertise_addr` when unset.
+    pub advertise_addr_wan: Option<IpAddr>,
+    /// `translate_wan_addrs`: answer other datacenters' nodes with their WAN address.
+    pub translate_wan_addrs: bool,
 }
 
 /// `dns_config` (Consul's keys and defaults, except `enable_truncate`, see below).

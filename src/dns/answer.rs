@@ -153,6 +153,28 @@ impl Answerer<'_> {
         self.answer_or_no_data(reply)
     }
 
+    /// `<query>.query[.<dc>].<domain>`: a prepared query's results with `ttl`, in the order
+    /// the execution gave them (shuffled, or nearest first); SRV when asked. The query has
+    /// filtered health already (it may ignore some checks), so nothing is left out here.
+    pub(crate) fn prepared_query(&self, results: Vec<Instance>, ttl: std::time::Duration) -> Reply {
+        if results.is_empty() {
+            return self.nxdomain();
+        }
+        let weighted: Vec<(Instance, u16)> = results
+            .into_iter()
+            .map(|i| {
+                let w = query_weight(&i);
+                (i, w)
+            })
+            .collect();
+        let ttl = secs(ttl);
+        let reply = match self.qtype {
+            RecordType::SRV => self.srv_records(&weighted, ttl),
+            _ => self.service_addresses(&weighted, ttl),
+        };
+        self.answer_or_no_data(reply)
+    }
+
     fn service_addresses(&self, healthy: &[(Instance, u16)], ttl: u32) -> Reply {
         let limit = self.cfg.a_record_limit as usize;
         let mut seen = HashSet::new();
@@ -299,6 +321,38 @@ pub(crate) fn weight(inst: &Instance, only_passing: bool) -> Option<u16> {
         w.passing
     };
     Some(u16::try_from(weight).unwrap_or(u16::MAX))
+}
+
+/// The SRV weight of a prepared-query result, as Consul's `findWeight`: 0 in maintenance,
+/// 1 with a critical check (one the query ignores) or an unknown status, `Weights.Warning`
+/// with a warning check, `Weights.Passing` otherwise.
+pub(crate) fn query_weight(inst: &Instance) -> u16 {
+    let (mut maintenance, mut critical, mut warning, mut unknown) = (false, false, false, false);
+    for c in &inst.checks {
+        if c.check_id == "_node_maintenance" || c.check_id.starts_with("_service_maintenance:") {
+            maintenance = true;
+            continue;
+        }
+        match c.status.as_str() {
+            PASSING => {}
+            WARNING => warning = true,
+            CRITICAL => critical = true,
+            _ => unknown = true,
+        }
+    }
+    let w = &inst.service.weights;
+    let weight = if unknown {
+        1
+    } else if maintenance {
+        0
+    } else if critical {
+        1
+    } else if warning {
+        w.warning
+    } else {
+        w.passing
+    };
+    u16::try_from(weight).unwrap_or(u16::MAX)
 }
 
 /// `service_ttl`: an exact name beats the longest matching `prefix*`, which beats `*`.

@@ -15,6 +15,7 @@ use super::DnsContext;
 use super::answer::{Answerer, Reply};
 use super::catalog::{CatalogRead, LocalCatalog};
 use super::name::{Domain, Lookup, Target, Zones};
+use super::query::{QueryAnswer, QueryLookup};
 use super::recursor::Recursor;
 use super::trim::{self, Budget, Questions};
 use crate::config::DnsConfig;
@@ -25,10 +26,15 @@ const SERVER_SERVICE: &str = "consul";
 /// Answers DNS questions for one agent.
 pub(crate) struct Handler {
     catalog: Box<dyn CatalogRead>,
+    /// Reads of other datacenters' catalogs are made through this one.
+    local: LocalCatalog,
+    translate_wan_addrs: bool,
     zones: Zones,
     domain: Name,
     alt_domain: Option<Name>,
     datacenter: String,
+    /// This agent's node (prepared queries' `Near: "_agent"`).
+    node_name: String,
     cfg: DnsConfig,
     recursor: Option<Recursor>,
 }
@@ -41,12 +47,16 @@ impl Handler {
     pub(crate) fn new(ctx: DnsContext) -> Handler {
         let recursor =
             Recursor::new(ctx.recursors, &ctx.config.recursor_strategy, ctx.config.recursor_timeout);
+        let local = LocalCatalog::new(ctx.server, ctx.acl);
         Handler {
-            catalog: Box::new(LocalCatalog::new(ctx.server, ctx.acl)),
+            catalog: Box::new(local.clone()),
+            local,
+            translate_wan_addrs: ctx.translate_wan_addrs,
             zones: Zones::new(&ctx.domain, ctx.alt_domain.as_deref(), &ctx.datacenter),
             domain: fqdn(&ctx.domain),
             alt_domain: ctx.alt_domain.as_deref().map(fqdn),
             datacenter: ctx.datacenter.to_ascii_lowercase(),
+            node_name: ctx.node_name,
             cfg: ctx.config,
             recursor,
         }
@@ -63,7 +73,7 @@ impl Handler {
             qname.iter().map(|l| String::from_utf8_lossy(l).to_ascii_lowercase()).collect();
         let mut reply = match self.zones.classify(&labels, qtype == RecordType::SRV) {
             Target::Zone(domain, lookup) => {
-                let mut reply = self.zone_reply(domain, lookup, &qname, qtype).await;
+                let mut reply = self.zone_reply(domain, lookup, &qname, qtype, request.src().ip()).await;
                 self.fit(request, &mut reply);
                 reply
             }
@@ -80,7 +90,14 @@ impl Handler {
         Answerer { cfg: &self.cfg, datacenter: &self.datacenter, domain, qname, qtype }
     }
 
-    async fn zone_reply(&self, domain: Domain, lookup: Lookup, qname: &Name, qtype: RecordType) -> Reply {
+    async fn zone_reply(
+        &self,
+        domain: Domain,
+        lookup: Lookup,
+        qname: &Name,
+        qtype: RecordType,
+        src: IpAddr,
+    ) -> Reply {
         let domain = match domain {
             Domain::Alt => self.alt_domain.as_ref().unwrap_or(&self.domain),
             Domain::Primary => &self.domain,
@@ -89,22 +106,81 @@ impl Handler {
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
             return a.negative(ResponseCode::NotImp);
         }
+        // Prepared queries run where they are defined, `.query.<dc>` in that datacenter.
+        let lookup = match lookup {
+            Lookup::Query(name) => return self.prepared_query(&a, name, None, src).await,
+            Lookup::OtherDatacenter(dc, inner) => match *inner {
+                Lookup::Query(name) => return self.prepared_query(&a, name, Some(dc), src).await,
+                inner => Lookup::OtherDatacenter(dc, Box::new(inner)),
+            },
+            other => other,
+        };
+        if let Lookup::OtherDatacenter(dc, inner) = lookup {
+            // Answered from that datacenter's catalog; target names carry its name.
+            let remote = self.local.in_datacenter(&dc, self.translate_wan_addrs);
+            let a = Answerer { datacenter: &dc, ..a };
+            let reply = Self::answer(&remote, &a, *inner, qname).await;
+            return if remote.failed() { Reply::error(ResponseCode::ServFail) } else { reply };
+        }
+        Self::answer(self.catalog.as_ref(), &a, lookup, qname).await
+    }
+
+    async fn answer(catalog: &dyn CatalogRead, a: &Answerer<'_>, lookup: Lookup, qname: &Name) -> Reply {
         match lookup {
-            Lookup::Apex => a.apex(self.catalog.service_instances(SERVER_SERVICE, None).await),
-            Lookup::Node(node) => a.node(self.catalog.node(&node).await.as_ref()),
+            Lookup::Apex => a.apex(catalog.service_instances(SERVER_SERVICE, None).await),
+            Lookup::Node(node) => a.node(catalog.node(&node).await.as_ref()),
             Lookup::Service { name, tag } => {
-                a.service(&name, self.catalog.service_instances(&name, tag.as_deref()).await)
+                a.service(&name, catalog.service_instances(&name, tag.as_deref()).await)
             }
             Lookup::Addr(ip) => a.addr(ip),
             Lookup::Unsupported(kind) => {
                 tracing::debug!(%qname, kind, "DNS lookup form not implemented");
                 a.negative(ResponseCode::NotImp)
             }
-            Lookup::OtherDatacenter(dc) => {
-                tracing::debug!(%qname, dc, "DNS lookups in other datacenters are not implemented");
+            // Prepared queries are answered by `prepared_query`, before this.
+            Lookup::OtherDatacenter(..) | Lookup::Query(_) => Reply::error(ResponseCode::ServFail),
+            Lookup::Invalid => a.nxdomain(),
+        }
+    }
+
+    /// `<name>.query[.<dc>].<domain>`: the query's execution, with its `DNS.TTL`, else the
+    /// `service_ttl` of the service it selected; SRV targets name the answering datacenter.
+    async fn prepared_query(
+        &self,
+        a: &Answerer<'_>,
+        name: String,
+        datacenter: Option<String>,
+        src: IpAddr,
+    ) -> Reply {
+        let lookup = QueryLookup {
+            name,
+            datacenter,
+            agent: self.node_name.clone(),
+            source: Some(src),
+            token: None,
+            stale: self.cfg.allow_stale,
+        };
+        match self.catalog.prepared_query(lookup).await {
+            QueryAnswer::NotFound => a.nxdomain(),
+            QueryAnswer::Failed(e) => {
+                tracing::debug!(qname = %a.qname, error = %e, "DNS prepared query failed");
                 Reply::error(ResponseCode::ServFail)
             }
-            Lookup::Invalid => a.nxdomain(),
+            QueryAnswer::Found(r) => {
+                let ttl = match r.dns.ttl.as_str() {
+                    "" => super::answer::service_ttl(&self.cfg, &r.service),
+                    t => crate::config::parse_go_duration(t).unwrap_or_default(),
+                };
+                let dc = r.datacenter.to_ascii_lowercase();
+                let a = Answerer {
+                    cfg: a.cfg,
+                    datacenter: &dc,
+                    domain: a.domain,
+                    qname: a.qname,
+                    qtype: a.qtype,
+                };
+                a.prepared_query(r.nodes.into_iter().map(Into::into).collect(), ttl)
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! The DNS interface: Consul's names (`web.service.consul`, `db1.node.consul`, RFC 2782
-//! `_web._tcp.service.consul`, `.addr.`, PTR, SOA/NS) answered from the catalog, over UDP
-//! and TCP on one port, with everything outside the domain forwarded to `recursors`.
+//! `_web._tcp.service.consul`, `.addr.`, PTR, SOA/NS) answered from the catalog, prepared
+//! queries (`<q>.query.consul`, answered by their execution, `query.rs`), over UDP and TCP
+//! on one port, with everything outside the domain forwarded to `recursors`.
 //!
 //! ```text
 //!  UDP / TCP ─► hickory Server ─► handler::Handler::handle_request
@@ -18,9 +19,10 @@
 
 mod answer;
 mod catalog;
-pub(crate) use catalog::serve_rpc;
+pub(crate) use catalog::{serve_dc_rpc, serve_rpc};
 mod handler;
 mod name;
+mod query;
 mod recursor;
 mod trim;
 
@@ -60,6 +62,8 @@ pub struct DnsContext {
     pub config: DnsConfig,
     /// ACLs: answers show what the agent's default token (else anonymous) may read.
     pub acl: Option<std::sync::Arc<crate::acl::Acl>>,
+    /// `translate_wan_addrs`: other datacenters' nodes are answered with their WAN address.
+    pub translate_wan_addrs: bool,
 }
 
 impl DnsContext {
@@ -86,6 +90,7 @@ impl DnsContext {
             recursors,
             config: cfg.dns.clone(),
             acl: None,
+            translate_wan_addrs: cfg.translate_wan_addrs,
         }
     }
 }

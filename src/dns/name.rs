@@ -22,10 +22,14 @@ pub(crate) enum Lookup {
     Service { name: String, tag: Option<String> },
     /// `<hexip>.addr[.<dc>]`.
     Addr(IpAddr),
-    /// A form Sekisho does not implement yet (`query`, `connect`, `ingress`, `virtual`).
+    /// `<query>.query[.<dc>]` and `_<query>._<proto>.query[.<dc>]`: a prepared query by
+    /// ID or name (names may contain dots).
+    Query(String),
+    /// A form Sekisho does not implement (`connect`, `ingress`, `virtual`).
     Unsupported(&'static str),
-    /// A valid form qualified with a datacenter other than the local one.
-    OtherDatacenter(String),
+    /// A valid form qualified with a datacenter other than the local one: answered by a
+    /// server of that datacenter.
+    OtherDatacenter(String, Box<Lookup>),
     /// Nothing this name could mean.
     Invalid,
 }
@@ -101,7 +105,8 @@ impl Zones {
                 "service" => service(&labels),
                 "node" => node(&labels),
                 "addr" => addr(&labels),
-                "query" | "connect" | "ingress" | "virtual" => {
+                "query" => query(&labels),
+                "connect" | "ingress" | "virtual" => {
                     if labels.len() < 2 {
                         Lookup::Invalid
                     } else {
@@ -119,7 +124,7 @@ impl Zones {
             };
             return match dc {
                 Some(dc) if found != Lookup::Invalid && dc != self.datacenter => {
-                    Lookup::OtherDatacenter(dc.to_owned())
+                    Lookup::OtherDatacenter(dc.to_owned(), Box::new(found))
                 }
                 _ => found,
             };
@@ -129,7 +134,6 @@ impl Zones {
 
 fn kind_name(kind: &str) -> &'static str {
     match kind {
-        "query" => "query",
         "connect" => "connect",
         "ingress" => "ingress",
         _ => "virtual",
@@ -153,6 +157,20 @@ fn service(labels: &[&str]) -> Lookup {
     }
     let tag = (n >= 3).then(|| labels[..n - 2].join("."));
     Lookup::Service { name: labels[n - 2].to_owned(), tag }
+}
+
+/// `labels` ends with `query`. As in Consul, when the first and the last labels before it
+/// start with `_` it is an RFC 2782 name (`_<query>._<proto>`), else every label is the name.
+fn query(labels: &[&str]) -> Lookup {
+    let parts = &labels[..labels.len() - 1];
+    let name = match parts {
+        [] => return Lookup::Invalid,
+        [first, .., last] if first.starts_with('_') && last.starts_with('_') => {
+            parts[..parts.len() - 1].join(".")[1..].to_owned()
+        }
+        _ => parts.join("."),
+    };
+    if name.is_empty() { Lookup::Invalid } else { Lookup::Query(name) }
 }
 
 /// `labels` ends with `node`; node names may contain dots.
@@ -263,8 +281,31 @@ mod tests {
                 false,
                 Target::Zone(Primary, Lookup::Addr("2001:db8::1".parse().unwrap())),
             ),
-            ("web.service.dc2.consul", false, Target::Zone(Primary, Lookup::OtherDatacenter("dc2".into()))),
-            ("x.query.consul", false, Target::Zone(Primary, Lookup::Unsupported("query"))),
+            (
+                "web.service.dc2.consul",
+                false,
+                Target::Zone(
+                    Primary,
+                    Lookup::OtherDatacenter(
+                        "dc2".into(),
+                        Box::new(Lookup::Service { name: "web".into(), tag: None }),
+                    ),
+                ),
+            ),
+            ("x.query.consul", false, Target::Zone(Primary, Lookup::Query("x".into()))),
+            ("a.b.query.dc1.consul", false, Target::Zone(Primary, Lookup::Query("a.b".into()))),
+            ("_geo-db._tcp.query.consul", true, Target::Zone(Primary, Lookup::Query("geo-db".into()))),
+            ("_a.b._tcp.query.consul", false, Target::Zone(Primary, Lookup::Query("a.b".into()))),
+            ("_x.query.consul", false, Target::Zone(Primary, Lookup::Query("_x".into()))),
+            (
+                "x.query.dc2.consul",
+                false,
+                Target::Zone(
+                    Primary,
+                    Lookup::OtherDatacenter("dc2".into(), Box::new(Lookup::Query("x".into()))),
+                ),
+            ),
+            ("query.consul", false, Target::Zone(Primary, Lookup::Invalid)),
             ("web.connect.consul", false, Target::Zone(Primary, Lookup::Unsupported("connect"))),
             ("web.ingress.consul", false, Target::Zone(Primary, Lookup::Unsupported("ingress"))),
             ("web.virtual.consul", false, Target::Zone(Primary, Lookup::Unsupported("virtual"))),

@@ -14,6 +14,7 @@ use crate::state::autopilot::{AutopilotConfig, autopilot_set};
 use crate::state::catalog::{DeregisterRequest, RegisterRequest, deregister, register};
 use crate::state::coordinate::{CoordinateEntry, coordinate_batch_update};
 use crate::state::kv::{KvOp, kv_apply};
+use crate::state::query::{QueryOp, query_apply};
 use crate::state::session::{session_create, session_destroy};
 use crate::state::txn::{TxnOp, TxnOutcome, txn_apply};
 use crate::state::types::Session;
@@ -50,6 +51,8 @@ pub enum Command {
     AutoEncryptCaSet(AutoEncryptCa),
     /// An ACL write (tokens, policies, roles, bootstrap).
     Acl(AclOp),
+    /// A prepared-query create, update or delete.
+    PreparedQuery(QueryOp),
 }
 
 /// The result of applying a [`Command`].
@@ -93,6 +96,7 @@ pub fn apply(st: &mut Store, idx: u64, cmd: &Command, now: Instant) -> Response 
         Command::AutopilotSet { config, cas } => Response::Bool(autopilot_set(st, idx, config, *cas)),
         Command::AutoEncryptCaSet(ca) => Response::Bool(auto_encrypt_ca_set(st, ca)),
         Command::Acl(op) => Response::Acl(acl_apply(st, idx, op)),
+        Command::PreparedQuery(op) => atomic(st, |st| query_apply(st, idx, op)),
         Command::CoordinateBatchUpdate(updates) => {
             coordinate_batch_update(st, idx, updates);
             Response::None

@@ -72,7 +72,7 @@ fn stats(st: &HttpState) -> Value {
         "agent": { "check_monitors": s(&monitors), "check_ttls": s(&ttls), "checks": s(&checks.len()), "services": s(&services) },
         "build": { "prerelease": "", "revision": "", "version": crate::CONSUL_COMPAT_VERSION, "sekisho_version": crate::VERSION },
         "consul": {
-            "bootstrap": s(&true), "known_datacenters": "1", "leader": s(&st.server.is_leader()),
+            "bootstrap": s(&true), "known_datacenters": s(&st.server.datacenters_by_distance().len()), "leader": s(&st.server.is_leader()),
             "leader_addr": st.server.leader_addr().unwrap_or_default(), "server": s(&st.agent.server),
         },
         "raft": {
@@ -93,7 +93,7 @@ async fn agent_self(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuer
     c.require(Resource::Agent, &st.agent.node_name, Access::Read)?;
     let p = Params::parse(q.as_deref());
     let a = &st.agent;
-    let body = j!({
+    let mut body = j!({
         "Config": {
             "Datacenter": a.datacenter, "PrimaryDatacenter": a.primary_datacenter,
             "NodeName": a.node_name, "NodeID": a.node_id, "Server": a.server,
@@ -111,17 +111,33 @@ async fn agent_self(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuer
         "Meta": { "consul-network-segment": "" },
         "xDS": null,
     });
+    if let (Some(w), Some(o)) = (&st.wan, body.as_object_mut()) {
+        o.insert("CoordWAN".into(), serde_json::to_value(w.coordinate()).unwrap_or(Value::Null));
+        if let Some(stats) = o.get_mut("Stats").and_then(Value::as_object_mut) {
+            stats.insert("serf_wan".into(), serde_json::to_value(w.stats()).unwrap_or(Value::Null));
+        }
+    }
     json(&p, StatusCode::OK, None, &body)
+}
+
+/// The LAN pool, or the WAN pool with `?wan` (servers only, as in Consul).
+fn pool<'a>(st: &'a HttpState, p: &Params) -> Result<&'a crate::gossip::Gossip, super::error::ApiError> {
+    if !p.flag("wan") {
+        return Ok(&st.gossip);
+    }
+    st.wan.as_ref().ok_or_else(|| {
+        let why = if st.agent.server {
+            "the WAN pool is disabled (ports.serf_wan = -1)"
+        } else {
+            "client agents are not in the WAN pool"
+        };
+        super::error::ApiError::internal(format!("WAN pool unavailable: {why}"))
+    })
 }
 
 async fn members(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    if p.flag("wan") {
-        return Err(super::error::ApiError::internal(
-            "WAN members are not available: the WAN pool arrives with federation",
-        ));
-    }
-    let all = st.gossip.members();
+    let all = pool(&st, &p)?.members();
     let members: Vec<Value> =
         all.iter().filter(|m| c.allows(Resource::Node, &m.name, Access::Read)).map(member_json).collect();
     let filtered = members.len() < all.len();
@@ -136,10 +152,7 @@ async fn join(
 ) -> ApiResult {
     c.require(Resource::Agent, &st.agent.node_name, Access::Write)?;
     let p = Params::parse(q.as_deref());
-    if p.flag("wan") {
-        return Err(super::error::ApiError::internal("WAN join is not available until federation"));
-    }
-    st.gossip.join(&[address]).await.map_err(|e| super::error::ApiError::internal(e.to_string()))?;
+    pool(&st, &p)?.join(&[address]).await.map_err(|e| super::error::ApiError::internal(e.to_string()))?;
     json(&p, StatusCode::OK, None, &Value::Null)
 }
 
@@ -151,7 +164,7 @@ async fn force_leave(
 ) -> ApiResult {
     c.require(Resource::Operator, "", Access::Write)?;
     let p = Params::parse(q.as_deref());
-    st.gossip
+    pool(&st, &p)?
         .force_leave(&node, p.flag("prune"))
         .map_err(|e| super::error::ApiError::internal(e.to_string()))?;
     json(&p, StatusCode::OK, None, &Value::Null)

@@ -238,7 +238,8 @@ async fn deregister(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuer
 
 async fn datacenters(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    json(&p, StatusCode::OK, None, std::slice::from_ref(&st.agent.datacenter))
+    // Nearest first by median WAN RTT (Consul's `GetDatacentersByDistance`).
+    json(&p, StatusCode::OK, None, &st.server.datacenters_by_distance())
 }
 
 /// Runs a catalog read with blocking and filtering and answers the JSON list.

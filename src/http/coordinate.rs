@@ -25,6 +25,7 @@ use sekisho_acl::{Access, Resource};
 
 pub(super) fn routes() -> Router<HttpState> {
     Router::new()
+        .route("/v1/coordinate/datacenters", get(datacenters))
         .route("/v1/coordinate/nodes", get(nodes))
         .route("/v1/coordinate/node/{node}", get(node))
         .route("/v1/coordinate/update", put(update))
@@ -45,6 +46,27 @@ pub(super) fn sort_items(s: &Store, near: Option<&str>, items: &mut [Value]) {
     if let Some(near) = near {
         sort_near(s, near, items, |v| v["Node"].as_str().or_else(|| v["Node"]["Node"].as_str()));
     }
+}
+
+/// The WAN coordinates of every datacenter's servers (Consul's shape, area `wan`), in
+/// datacenter order, nearest first.
+async fn datacenters(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = Params::parse(q.as_deref());
+    let servers = st.server.wan_servers();
+    let out: Vec<Value> = st
+        .server
+        .datacenters_by_distance()
+        .into_iter()
+        .map(|dc| {
+            let coords: Vec<Value> = servers
+                .iter()
+                .filter(|(s, c)| s.dc == dc && c.is_some())
+                .map(|(s, c)| serde_json::json!({ "Node": format!("{}.{}", s.name, s.dc), "Coord": c }))
+                .collect();
+            serde_json::json!({ "Datacenter": dc, "AreaID": "wan", "Coordinates": coords })
+        })
+        .collect();
+    json(&p, StatusCode::OK, None, &out)
 }
 
 async fn nodes(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> ApiResult {

@@ -45,7 +45,9 @@ impl ApiError {
 impl From<server::Error> for ApiError {
     fn from(e: server::Error) -> ApiError {
         let status = match &e {
-            server::Error::NoLeader | server::Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            server::Error::NoLeader | server::Error::Internal(_) | server::Error::NoPathToDatacenter(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             server::Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             server::Error::NotFound(_) => StatusCode::NOT_FOUND,
             server::Error::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -24,6 +24,7 @@ pub mod kv;
 pub mod metrics;
 pub mod monitor;
 pub mod operator;
+pub mod prepared_query;
 pub mod proxy;
 pub mod query;
 pub mod session;
@@ -76,6 +77,8 @@ pub struct HttpState {
     pub local: Arc<crate::local::LocalState>,
     /// The LAN gossip member (`members`, `join`, `force-leave`, `leave`).
     pub gossip: crate::gossip::Gossip,
+    /// The WAN gossip member (servers with a WAN pool): `-wan` forms of those.
+    pub wan: Option<crate::gossip::Gossip>,
     /// Cancelled by `PUT /v1/agent/leave`; the agent then shuts down.
     pub leave: CancellationToken,
     /// TLS certificates, reloaded with the configuration.
@@ -132,8 +135,9 @@ async fn not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Response 
     ApiError::method_not_allowed(method.as_str(), uri.path()).into_response()
 }
 
-/// Requests for another datacenter need federation, which is not built yet: answer Consul's
-/// error instead of silently serving (or writing) the local datacenter.
+/// Requests for another datacenter (`?dc=`) go to a server there (through a local server on
+/// client agents), which answers them as its own; an unknown or unreachable datacenter gets
+/// Consul's `No path to datacenter`. Agent endpoints are always this agent's.
 async fn check_dc(
     axum::extract::State(st): axum::extract::State<HttpState>,
     req: axum::extract::Request,
@@ -141,8 +145,11 @@ async fn check_dc(
 ) -> Response {
     let p = query::Params::parse(req.uri().query());
     match p.get("dc") {
-        Some(dc) if !dc.is_empty() && dc != st.agent.datacenter => {
-            ApiError::internal("No path to datacenter").into_response()
+        Some(dc)
+            if !dc.is_empty() && dc != st.agent.datacenter && !req.uri().path().starts_with("/v1/agent/") =>
+        {
+            let dc = dc.to_owned();
+            proxy::forward(&st, req, Some(&dc)).await.unwrap_or_else(IntoResponse::into_response)
         }
         _ => next.run(req).await,
     }
@@ -202,6 +209,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(snapshot::routes())
         .merge(acl::routes())
         .merge(acl_auth::routes())
+        .merge(prepared_query::routes())
         .fallback(unknown)
         .method_not_allowed_fallback(not_allowed)
         .layer(DefaultBodyLimit::disable())

@@ -36,13 +36,14 @@ pub(super) async fn client_proxy(State(st): State<HttpState>, req: Request, next
     if !st.server.is_client() || !path.starts_with("/v1/") || own {
         return next.run(req).await;
     }
-    match forward(&st, req).await {
+    match forward(&st, req, None).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn forward(st: &HttpState, req: Request) -> Result<Response, ApiError> {
+/// Hands `req` to a server: one of this datacenter's (client agents), or one of `dc`'s.
+pub(super) async fn forward(st: &HttpState, req: Request, dc: Option<&str>) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let body = super::read_body(Body::new(body), 64 << 20)
         .await?
@@ -64,6 +65,11 @@ async fn forward(st: &HttpState, req: Request) -> Result<Response, ApiError> {
     {
         headers.push(("X-Consul-Token".to_owned(), default));
     }
+    // A prepared query's `Near: "_agent"` means the agent the request was made on.
+    let agent_header = super::prepared_query::AGENT_NODE_HEADER;
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(agent_header)) {
+        headers.push((agent_header.to_owned(), st.agent.node_name.clone()));
+    }
     // Blocking queries may wait up to 10 minutes (plus jitter) on the server.
     let blocking = path_and_query.contains("index=");
     let timeout = if blocking { Duration::from_secs(11 * 60) } else { Duration::from_secs(60) };
@@ -72,7 +78,10 @@ async fn forward(st: &HttpState, req: Request) -> Result<Response, ApiError> {
         body = default_session_node(&body, &st.agent.node_name)?;
     }
     let preq = ProxyRequest { method: parts.method.to_string(), path_and_query, headers, body };
-    let resp = st.server.proxy_http(preq, timeout).await?;
+    let resp = match dc {
+        Some(dc) => st.server.forward_dc(dc, preq, timeout).await?,
+        None => st.server.proxy_http(preq, timeout).await?,
+    };
     let mut out = Response::new(Body::from(resp.body));
     *out.status_mut() = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in resp.headers {

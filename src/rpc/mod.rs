@@ -68,12 +68,18 @@ pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, RpcError> {
     rmp_serde::from_slice(b).map_err(|e| RpcError::Codec(e.to_string()))
 }
 
+/// A pooled HTTP/2 client over TLS.
+type TlsClient = Client<crate::net::tls::TlsConnector, Full<Bytes>>;
+
 /// A pooled HTTP/2 client that originates from this node's address and obeys [`Faults`].
 #[derive(Clone)]
 pub struct RpcClient {
     http: Client<HttpConnector, Full<Bytes>>,
     /// Set when calls go out over TLS (`verify_outgoing`).
-    https: Option<Client<crate::net::tls::TlsConnector, Full<Bytes>>>,
+    https: Option<TlsClient>,
+    /// TLS clients for other datacenters, by name (each verifies `server.<dc>.<domain>`).
+    https_dc: Arc<parking_lot::Mutex<std::collections::HashMap<String, TlsClient>>>,
+    tls: Option<Arc<AgentTls>>,
     local_ip: IpAddr,
     faults: Arc<Faults>,
 }
@@ -88,15 +94,43 @@ impl RpcClient {
     /// A client whose connections start from `local_ip` (unspecified: let the OS choose).
     pub fn new(local_ip: IpAddr, faults: Arc<Faults>) -> RpcClient {
         let http = pooled(connector(local_ip));
-        RpcClient { http, https: None, local_ip, faults }
+        RpcClient { http, https: None, https_dc: Arc::default(), tls: None, local_ip, faults }
     }
 
     /// This client with outgoing TLS from `tls` when it has `verify_outgoing`.
     pub fn with_tls(mut self, tls: Option<Arc<AgentTls>>) -> RpcClient {
+        self.tls = tls.clone();
         self.https = tls.filter(|t| t.rpc_client().is_some()).map(|tls| {
-            pooled(crate::net::tls::TlsConnector::new(connector(self.local_ip), Arc::new(RpcTls(tls))))
+            let dc = tls.datacenter().to_owned();
+            pooled(crate::net::tls::TlsConnector::new(connector(self.local_ip), Arc::new(RpcTls(tls, dc))))
         });
         self
+    }
+
+    /// [`RpcClient::call`] to a server of datacenter `dc`: over TLS the server must prove
+    /// `server.<dc>.<domain>`.
+    pub async fn call_dc<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        dc: &str,
+        addr: &str,
+        path: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RpcError> {
+        let body = encode(req)?;
+        let https = match &self.tls {
+            Some(tls) if self.https.is_some() && dc != tls.datacenter() => {
+                let mut clients = self.https_dc.lock();
+                let c = clients.entry(dc.to_owned()).or_insert_with(|| {
+                    let source = Arc::new(RpcTls(tls.clone(), dc.to_owned()));
+                    pooled(crate::net::tls::TlsConnector::new(connector(self.local_ip), source))
+                });
+                Some(c.clone())
+            }
+            _ => self.https.clone(),
+        };
+        let bytes = self.exchange(https.as_ref(), addr, path, body, timeout).await?;
+        decode(&bytes)
     }
 
     /// Sends `req` to `addr` (`ip:port`) at `path` and decodes the answer, within `timeout`.
@@ -120,13 +154,24 @@ impl RpcClient {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, RpcError> {
+        self.exchange(self.https.as_ref(), addr, path, body, timeout).await
+    }
+
+    async fn exchange(
+        &self,
+        https: Option<&Client<crate::net::tls::TlsConnector, Full<Bytes>>>,
+        addr: &str,
+        path: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, RpcError> {
         let unreachable = |detail: String| RpcError::Unreachable { addr: addr.to_owned(), detail };
         let target: SocketAddr = addr.parse().map_err(|_| unreachable("not an ip:port address".into()))?;
         let delay = self.fault(target.ip()).ok_or_else(|| unreachable("dropped (fault injection)".into()))?;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let scheme = if self.https.is_some() { "https" } else { "http" };
+        let scheme = if https.is_some() { "https" } else { "http" };
         let req = Request::builder()
             .method(Method::POST)
             .uri(format!("{scheme}://{addr}{path}"))
@@ -134,7 +179,7 @@ impl RpcClient {
             .body(Full::new(body))
             .map_err(|e| unreachable(e.to_string()))?;
         let exchange = async {
-            let sent = match &self.https {
+            let sent = match https {
                 Some(https) => https.request(req).await,
                 None => self.http.request(req).await,
             };
@@ -170,8 +215,8 @@ impl RpcClient {
     }
 }
 
-/// RPC verifies servers of the local datacenter: `server.<dc>.<domain>`.
-struct RpcTls(Arc<AgentTls>);
+/// RPC verifies servers of the datacenter called: `server.<dc>.<domain>`.
+struct RpcTls(Arc<AgentTls>, String);
 
 impl crate::net::tls::TlsSource for RpcTls {
     fn client_config(&self) -> Option<Arc<rustls::ClientConfig>> {
@@ -179,7 +224,7 @@ impl crate::net::tls::TlsSource for RpcTls {
     }
 
     fn server_name(&self, _uri: &http::Uri) -> String {
-        self.0.server_name(self.0.datacenter())
+        self.0.server_name(&self.1)
     }
 }
 
@@ -228,6 +273,9 @@ pub enum Peer {
     Client,
     /// TLS without a client certificate (allowed only with `auto_encrypt.allow_tls`).
     Anonymous,
+    /// A server certificate of another datacenter (`server.<other-dc>.<domain>`): the
+    /// cross-datacenter paths only, never Raft or membership.
+    RemoteServer,
 }
 
 /// The answer of a handler: msgpack bytes, or an error sent as text.

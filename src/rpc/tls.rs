@@ -68,6 +68,8 @@ pub(crate) async fn accept(
         || sekisho_pki::peer_is_server(certs, tls.datacenter(), tls.domain())
     {
         Peer::Trusted
+    } else if !sekisho_pki::peer_server_datacenters(certs, tls.domain()).is_empty() {
+        Peer::RemoteServer
     } else {
         Peer::Client
     };

@@ -13,6 +13,8 @@ pub mod auto_encrypt;
 mod leader;
 pub mod operator;
 mod rpc;
+mod wan;
+pub use wan::WanServer;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -50,6 +52,9 @@ pub enum Error {
     /// A Raft or storage failure.
     #[error("{0}")]
     Internal(String),
+    /// No server of the named datacenter is known or reachable (Consul's text).
+    #[error("No path to datacenter")]
+    NoPathToDatacenter(String),
 }
 
 /// Consul's read consistency modes.
@@ -215,6 +220,8 @@ struct Inner {
     servers: parking_lot::RwLock<Vec<String>>,
     /// Runs a proxied HTTP request through this server's API (set by the agent).
     http_hook: std::sync::OnceLock<HttpHook>,
+    /// The WAN router and coordinates (servers with a WAN pool).
+    wan: parking_lot::RwLock<wan::WanView>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -243,6 +250,7 @@ impl Server {
         let state = Arc::new(StateStore::new());
         let raft = raft::start(&ro, state.clone(), rpc.client.clone()).await?;
         let (tx, rx) = mpsc::channel(4096);
+        let wan = parking_lot::RwLock::new(wan::WanView::new(&cfg.datacenter));
         let inner = Arc::new(Inner {
             raft,
             node_id: ro.node_id,
@@ -255,6 +263,7 @@ impl Server {
             client: rpc.client,
             servers: parking_lot::RwLock::new(Vec::new()),
             http_hook: std::sync::OnceLock::new(),
+            wan,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -831,6 +840,7 @@ fn write_timer(cmd: &Command) -> Option<telemetry::Timer> {
         | Command::AutopilotSet { .. }
         | Command::CoordinateBatchUpdate(_)
         | Command::AutoEncryptCaSet(_)
+        | Command::PreparedQuery(_)
         | Command::Acl(_) => {
             return None;
         }

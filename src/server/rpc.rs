@@ -36,6 +36,7 @@ pub(super) const HTTP: &str = "/rpc/v1/http";
 const DNS_NODE: &str = "/rpc/v1/dns/node";
 const DNS_INSTANCES: &str = "/rpc/v1/dns/instances";
 const DNS_NODES_BY_ADDR: &str = "/rpc/v1/dns/nodes_by_addr";
+const DNS_DC: &str = "/rpc/v1/dns/dc";
 pub(super) const READ_INDEX: &str = "/rpc/v1/read_index";
 pub(super) const ADD_SERVER: &str = "/rpc/v1/add_server";
 pub(super) const REMOVE_SERVER: &str = "/rpc/v1/remove_server";
@@ -71,16 +72,23 @@ const CLIENT_PATHS: &[&str] = &[
     DNS_NODE,
     DNS_INSTANCES,
     DNS_NODES_BY_ADDR,
+    DNS_DC,
     PING,
     AUTO_ENCRYPT_SIGN,
     ACL_RESOLVE,
 ];
+
+/// What a server of another datacenter may call: forwarded API requests, DNS reads, token
+/// resolution and ACL replication from the primary. Never Raft, writes or membership.
+const REMOTE_SERVER_PATHS: &[&str] =
+    &[HTTP, DNS_NODE, DNS_INSTANCES, DNS_NODES_BY_ADDR, PING, ACL_RESOLVE, crate::acl::REPLICATE_PATH];
 
 /// Whether `peer` may call `path`.
 fn authorize(peer: Peer, path: &str, server: &Server) -> Result<(), RpcError> {
     let allowed = match peer {
         Peer::Trusted => true,
         Peer::Client => CLIENT_PATHS.contains(&path),
+        Peer::RemoteServer => REMOTE_SERVER_PATHS.contains(&path),
         Peer::Anonymous => path == AUTO_ENCRYPT_SIGN,
     };
     if allowed {
@@ -153,6 +161,7 @@ async fn dispatch(server: &Server, path: &str, body: &Bytes) -> HandlerResult {
             rpc::encode(&hook(req).await)
         }
         DNS_NODE | DNS_INSTANCES | DNS_NODES_BY_ADDR => crate::dns::serve_rpc(server, path, body),
+        DNS_DC => crate::dns::serve_dc_rpc(server, body).await,
         READ_INDEX => {
             let consistent: bool = rpc::decode(body)?;
             rpc::encode(&server.leader_read_index(consistent).await)

@@ -7,7 +7,6 @@
 //! an invalid coordinate (NaN or infinite components) is refused before it reaches Raft.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 pub use sekisho_wan::coordinate::Coordinate;
 
@@ -57,10 +56,11 @@ fn entry(node: &str, c: &Coordinate) -> CoordinateEntry {
     CoordinateEntry { node: node.to_owned(), segment: String::new(), coord: c.clone() }
 }
 
-/// Sorts API list items by estimated RTT from `near`'s coordinate, nearest first (Consul's
-/// `?near=`). `node_of` names each item's node. Items whose node has no coordinate keep
-/// their order at the end; when `near` itself has no coordinate the list is left as it is.
-pub fn sort_near(st: &Store, near: &str, items: &mut [Value], node_of: impl Fn(&Value) -> Option<&str>) {
+/// Sorts list items (API JSON values, prepared-query results) by estimated RTT from
+/// `near`'s coordinate, nearest first (Consul's `?near=`). `node_of` names each item's node.
+/// Items whose node has no coordinate keep their order at the end; when `near` itself has
+/// no coordinate the list is left as it is.
+pub fn sort_near<T>(st: &Store, near: &str, items: &mut [T], node_of: impl Fn(&T) -> Option<&str>) {
     let Some(origin) = st.coordinates.get(near) else { return };
     // Stable; `None` (no coordinate, or an unusable one) sorts after every distance.
     items.sort_by_cached_key(|v| {
@@ -71,6 +71,8 @@ pub fn sort_near(st: &Store, near: &str, items: &mut [Value], node_of: impl Fn(&
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
     use crate::state::types::Node;
 

@@ -16,6 +16,7 @@ pub mod autopilot;
 pub mod catalog;
 pub mod coordinate;
 pub mod kv;
+pub mod query;
 pub mod session;
 mod store;
 pub mod txn;

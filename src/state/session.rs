@@ -1,5 +1,6 @@
-//! Sessions: creation checks, invalidation (release or delete held keys, start lock-delay),
-//! and invalidation triggered by linked checks.
+//! Sessions: creation checks, invalidation (release or delete held keys, start lock-delay,
+//! delete the prepared queries bound to the session), and invalidation triggered by linked
+//! checks.
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,7 @@ pub fn session_destroy(st: &mut Store, idx: u64, id: &str, now: Instant) -> bool
     let Some(sess) = st.remove_session_row(idx, id) else {
         return false;
     };
+    super::query::delete_session_queries(st, idx, id);
     let held: Vec<String> =
         st.kv.values().filter(|e| e.session.as_deref() == Some(id)).map(|e| e.key.clone()).collect();
     let delay = Duration::from_nanos(sess.lock_delay);

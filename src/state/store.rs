@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::query::PreparedQuery;
 use super::types::{DirEntry, HealthCheck, Node, Service, Session};
 use sekisho_wan::coordinate::Coordinate;
 
@@ -39,11 +40,13 @@ pub enum Table {
     AclAuthMethods,
     /// ACL binding rules.
     AclBindingRules,
+    /// Prepared queries.
+    PreparedQueries,
 }
 
 impl Table {
     /// All tables, in a fixed order.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Kv,
         Table::Tombstones,
         Table::Nodes,
@@ -56,6 +59,7 @@ impl Table {
         Table::AclRoles,
         Table::AclAuthMethods,
         Table::AclBindingRules,
+        Table::PreparedQueries,
     ];
     /// The catalog tables.
     pub const CATALOG: [Table; 3] = [Table::Nodes, Table::Services, Table::Checks];
@@ -77,6 +81,7 @@ enum Undo {
     Check(String, String, Option<HealthCheck>),
     Session(String, Option<Session>),
     Coordinate(String, Option<Coordinate>),
+    Query(String, Option<PreparedQuery>),
     Index(Table, u64),
 }
 
@@ -103,6 +108,9 @@ pub struct Store {
     /// ACL tokens, policies and roles (secrets included, like everything in snapshots).
     #[serde(default)]
     pub(crate) acl: super::acl::AclTables,
+    /// Prepared queries by ID.
+    #[serde(default)]
+    pub(crate) queries: BTreeMap<String, PreparedQuery>,
     /// Lock-delay expirations per key: local wall-clock state, never replicated (as in Consul).
     #[serde(skip)]
     pub(crate) lock_delays: HashMap<String, Instant>,
@@ -127,6 +135,7 @@ impl PartialEq for Store {
             && self.autopilot == o.autopilot
             && self.auto_encrypt_ca == o.auto_encrypt_ca
             && self.acl == o.acl
+            && self.queries == o.queries
     }
 }
 
@@ -174,6 +183,7 @@ impl Store {
                 Undo::Check(n, id, v) => restore(self.checks.entry(n).or_default(), id, v),
                 Undo::Session(k, v) => restore(&mut self.sessions, k, v),
                 Undo::Coordinate(k, v) => restore(&mut self.coordinates, k, v),
+                Undo::Query(k, v) => restore(&mut self.queries, k, v),
                 Undo::Index(t, v) => {
                     self.indexes.insert(t, v);
                 }
@@ -214,6 +224,7 @@ impl Store {
             autopilot: from.autopilot.clone(),
             auto_encrypt_ca: from.auto_encrypt_ca.clone(),
             acl: from.acl.clone(),
+            queries: from.queries.clone(),
             lock_delays: std::mem::take(&mut self.lock_delays),
             undo: None,
             touched: BTreeSet::new(),
@@ -278,6 +289,10 @@ impl Store {
         for r in self.acl.binding_rules.values_mut() {
             c(&mut r.create_index);
             c(&mut r.modify_index);
+        }
+        for q in self.queries.values_mut() {
+            c(&mut q.create_index);
+            c(&mut q.modify_index);
         }
         c(&mut self.acl.bootstrap_index);
         self.indexes.values_mut().for_each(c);
@@ -386,6 +401,21 @@ impl Store {
         self.record(|_| Undo::Coordinate(node.to_string(), Some(old)));
         self.coordinates.remove(node);
         self.bump(Table::Coordinates, idx);
+    }
+
+    pub(crate) fn set_query(&mut self, idx: u64, q: PreparedQuery) {
+        self.record(|s| Undo::Query(q.id.clone(), s.queries.get(&q.id).cloned()));
+        self.queries.insert(q.id.clone(), q);
+        self.bump(Table::PreparedQueries, idx);
+    }
+
+    /// Removes a prepared query; returns it when it existed.
+    pub(crate) fn remove_query(&mut self, idx: u64, id: &str) -> Option<PreparedQuery> {
+        let old = self.queries.get(id).cloned()?;
+        self.record(|_| Undo::Query(id.to_string(), Some(old.clone())));
+        self.queries.remove(id);
+        self.bump(Table::PreparedQueries, idx);
+        Some(old)
     }
 
     pub(crate) fn remove_session_row(&mut self, idx: u64, id: &str) -> Option<Session> {

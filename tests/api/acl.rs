@@ -125,9 +125,12 @@ const LOCAL_WEB_READ: &str = r#"service "local-web" { policy = "read" }"#;
 const SESSION_WRITE: &str = r#"session "{node}" { policy = "write" }"#;
 const SESSION_READ: &str = r#"session_prefix "" { policy = "read" }"#;
 const KEYRING_WRITE: &str = r#"keyring = "write""#;
+const QUERY_READ: &str = r#"query "fixture-q" { policy = "read" }"#;
+const QUERY_WRITE: &str = r#"query "fixture-q" { policy = "write" }"#;
 
 /// Every route. Placeholders: `{node}` (the agent's node), `{session}`, `{victim}` (a
-/// token), `{vpolicy}`, `{vrole}` (a policy and a role made for these rows).
+/// token), `{vpolicy}`, `{vrole}` (a policy and a role made for these rows), `{query}` (the
+/// prepared query `fixture-q`).
 const CASES: &[Case] = &[
     // Status and catalog datacenters need no ACL.
     case("GET", "/v1/status/leader", "/v1/status/leader", NoBody, Open(200), "", 200),
@@ -198,6 +201,7 @@ const CASES: &[Case] = &[
         200,
     ),
     // Coordinates.
+    case("GET", "/v1/coordinate/datacenters", "/v1/coordinate/datacenters", NoBody, Open(200), "", 200),
     case("GET", "/v1/coordinate/nodes", "/v1/coordinate/nodes", NoBody, Filtered, READ_ALL, 200),
     case("GET", "/v1/coordinate/node/{node}", "/v1/coordinate/node/{node}", NoBody, Denied, READ_ALL, 200),
     case(
@@ -216,6 +220,29 @@ const CASES: &[Case] = &[
     case("GET", "/v1/health/checks/{service}", "/v1/health/checks/web", NoBody, Filtered, READ_ALL, 200),
     case("GET", "/v1/health/service/{service}", "/v1/health/service/web", NoBody, Filtered, READ_ALL, 200),
     case("GET", "/v1/health/state/{state}", "/v1/health/state/any", NoBody, Filtered, READ_ALL, 200),
+    // Prepared queries; executing needs no query rule, its results are filtered.
+    case("GET", "/v1/query", "/v1/query", NoBody, Filtered, r#"query_prefix "" { policy = "read" }"#, 200),
+    case(
+        "POST",
+        "/v1/query",
+        "/v1/query",
+        Text(r#"{"Name": "row-q", "Service": {"Service": "web"}}"#),
+        Denied,
+        r#"query "row-q" { policy = "write" }"#,
+        200,
+    ),
+    case("GET", "/v1/query/{*rest}", "/v1/query/{query}", NoBody, Denied, QUERY_READ, 200),
+    case("GET", "/v1/query/{*rest}", "/v1/query/fixture-q/explain", NoBody, Denied, QUERY_READ, 200),
+    case("GET", "/v1/query/{*rest}", "/v1/query/fixture-q/execute", NoBody, Filtered, READ_ALL, 200),
+    case(
+        "PUT",
+        "/v1/query/{*rest}",
+        "/v1/query/{query}",
+        Text(r#"{"Name": "fixture-q", "Service": {"Service": "web"}, "DNS": {"TTL": "5s"}}"#),
+        Denied,
+        QUERY_WRITE,
+        200,
+    ),
     // Sessions.
     case(
         "PUT",
@@ -616,6 +643,7 @@ const CASES: &[Case] = &[
     case("GET", "/v1/snapshot", "/v1/snapshot", NoBody, Denied, ACL_WRITE, 200),
     case("PUT", "/v1/snapshot", "/v1/snapshot", Snapshot, Denied, ACL_WRITE, 200),
     // Destructive rows.
+    case("DELETE", "/v1/query/{*rest}", "/v1/query/{query}", NoBody, Denied, QUERY_WRITE, 200),
     case(
         "DELETE",
         "/v1/acl/binding-rule/{id}",
@@ -754,6 +782,8 @@ struct Fixture {
     vpolicy: String,
     vrole: String,
     vrule: String,
+    /// The ID of the prepared query `fixture-q`.
+    query: String,
     /// A public key in PEM, as a JSON string.
     pem: String,
 }
@@ -766,6 +796,7 @@ impl Fixture {
             .replace("{vpolicy}", &self.vpolicy)
             .replace("{vrole}", &self.vrole)
             .replace("{vrule}", &self.vrule)
+            .replace("{query}", &self.query)
             .replace("{pem}", &self.pem)
     }
 }
@@ -829,7 +860,14 @@ async fn fixture(root: &Api, node: &str) -> Fixture {
         .as_str()
         .expect("rule ID")
         .to_string();
-    Fixture { node: node.to_string(), session, victim, vpolicy, vrole, vrule, pem }
+    let query = root
+        .request(Method::POST, "/v1/query", r#"{"Name": "fixture-q", "Service": {"Service": "web"}}"#)
+        .await
+        .ok_json()["ID"]
+        .as_str()
+        .expect("query ID")
+        .to_string();
+    Fixture { node: node.to_string(), session, victim, vpolicy, vrole, vrule, query, pem }
 }
 
 /// What the agent holds, as the management token sees it. Volatile fields (times,
@@ -847,6 +885,7 @@ async fn fingerprint(root: &Api) -> Vec<(String, String)> {
         "/v1/acl/roles",
         "/v1/acl/auth-methods",
         "/v1/acl/binding-rules",
+        "/v1/query",
         "/v1/agent/services",
         "/v1/agent/checks",
         "/v1/operator/keyring",

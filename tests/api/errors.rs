@@ -117,14 +117,14 @@ async fn dc_parameter_for_the_local_datacenter_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_dc_parameter_is_rejected() {
     let (agent, api) = start().await;
-    for (method, path) in [
-        (Method::PUT, "/v1/kv/dc/y?dc=dc9"),
-        (Method::GET, "/v1/kv/dc/y?dc=dc9"),
-        (Method::GET, "/v1/catalog/nodes?dc=dc9"),
-        (Method::GET, "/v1/health/service/consul?dc=dc9"),
-        (Method::PUT, "/v1/session/create?dc=dc9"),
+    for (method, path, body) in [
+        (Method::PUT, "/v1/kv/dc/y?dc=dc9", "v"),
+        (Method::GET, "/v1/kv/dc/y?dc=dc9", ""),
+        (Method::GET, "/v1/catalog/nodes?dc=dc9", ""),
+        (Method::GET, "/v1/health/service/consul?dc=dc9", ""),
+        (Method::PUT, "/v1/session/create?dc=dc9", "{}"),
     ] {
-        let r = api.request(method.clone(), path, "v").await;
+        let r = api.request(method.clone(), path, body).await;
         assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{method} {path}: {}", r.text());
         assert!(r.text().contains("No path to datacenter"), "{method} {path}: {:?}", r.text());
     }

@@ -14,6 +14,7 @@ mod health;
 mod keyring;
 mod kv;
 mod metrics;
+mod prepared_query;
 mod session;
 mod snapshot;
 mod status_agent;

@@ -221,7 +221,7 @@ async fn other_datacenters_and_unimplemented_forms_fail_clearly() {
     api.service("n1", "10.0.0.1", json!({"Service": "web", "Port": 80})).await;
     let other = dns.udp("web.service.dc2.consul.", RecordType::A).await;
     expect_rcode(&other, ResponseCode::ServFail);
-    for name in ["web.query.consul.", "web.connect.consul.", "web.ingress.consul.", "web.virtual.consul."] {
+    for name in ["web.connect.consul.", "web.ingress.consul.", "web.virtual.consul."] {
         let m = dns.udp(name, RecordType::A).await;
         expect_rcode(&m, ResponseCode::NotImp);
         authority_soa(&m);

@@ -4,6 +4,7 @@
 
 mod health;
 mod lookups;
+mod prepared_query;
 mod recursion;
 mod robustness;
 mod support;

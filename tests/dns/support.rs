@@ -65,6 +65,14 @@ impl Api {
         assert_eq!((status, &reply), (StatusCode::OK, &json!(true)), "PUT {path} {body}");
     }
 
+    /// `POST path` with a JSON body, asserting 200; returns the JSON answer.
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Value {
+        let bytes = Bytes::from(serde_json::to_vec(body).expect("JSON"));
+        let (status, reply) = self.request(Method::POST, path, bytes).await;
+        assert_eq!(status, StatusCode::OK, "POST {path} {body}: {reply}");
+        reply
+    }
+
     /// `PUT /v1/catalog/register`.
     pub(crate) async fn register(&self, body: Value) {
         self.put_true("/v1/catalog/register", &body).await;

@@ -5,11 +5,15 @@
 //! - [`coordinate`]: Vivaldi network coordinates as Serf computes them: a node's own estimator
 //!   ([`CoordinateClient`]), the [`Coordinate`] type with Consul's JSON shape, distance
 //!   estimates, and [`sort_by_distance`] for `?near=`.
+//! - [`router`]: per-datacenter server lists from WAN membership, failover order, and the
+//!   datacenters sorted by median RTT.
 #![warn(missing_docs)]
 
 pub mod coordinate;
+pub mod router;
 
 pub use coordinate::{
     Client as CoordinateClient, ClientStats as CoordinateStats, Config as CoordinateConfig, Coordinate,
     CoordinateError, sort_by_distance,
 };
+pub use router::{RouteError, Router, ServerInfo};

@@ -82,6 +82,16 @@ pub(crate) fn root_store(roots: &[CertificateDer<'_>]) -> Result<Arc<RootCertSto
     Ok(Arc::new(store))
 }
 
+/// The datacenters whose server the peer's leaf certificate names (`server.<dc>.<domain>`),
+/// for authorizing cross-datacenter RPC from servers of other datacenters.
+pub fn peer_server_datacenters(peer_certs: &[CertificateDer<'_>], domain: &str) -> Vec<String> {
+    peer_certs
+        .first()
+        .and_then(|leaf| parse_certificate_der(leaf).ok())
+        .map(|info| info.server_datacenters(domain))
+        .unwrap_or_default()
+}
+
 /// Whether the peer's leaf certificate (the first of `peer_certs`, e.g. from
 /// `ServerConnection::peer_certificates()`) has the DNS SAN `server.<dc>.<domain>`. Use it
 /// to authorize server-only RPC (Raft, server-to-server) after the TLS handshake has

@@ -229,3 +229,40 @@ fn apex_answers_soa_and_ns_with_glue() {
     assert_eq!(a.rcode, ResponseCode::NoError);
     assert!(a.answers.is_empty() && a.authorities.iter().any(is_soa));
 }
+
+#[test]
+fn prepared_query_answers_keep_the_order_and_the_ttl_and_never_drop_results() {
+    let f = Fixture::new("db.query.consul.");
+    let results = vec![
+        inst("n2", "10.0.0.2", "", 80, &["passing"]),
+        inst("n1", "10.0.0.1", "", 81, &["critical"]),
+        inst("n3", "10.0.0.3", "", 82, &["warning"]),
+    ];
+    let a = f.answerer(RecordType::A).prepared_query(results.clone(), Duration::from_secs(7));
+    let ips: Vec<String> = a.answers.iter().map(|r| r.data.to_string()).collect();
+    assert_eq!(ips, ["10.0.0.2", "10.0.0.1", "10.0.0.3"], "the execution's order, nothing left out");
+    assert!(a.answers.iter().all(|r| r.ttl == 7));
+    let srv = f.answerer(RecordType::SRV).prepared_query(results, Duration::from_secs(7));
+    let weights: Vec<(u16, u16)> = srv
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SRV(s) => Some((s.port, s.weight)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(weights, [(80, 10), (81, 1), (82, 2)], "Consul's findWeight");
+    let none = f.answerer(RecordType::A).prepared_query(Vec::new(), Duration::ZERO);
+    assert_eq!(none.rcode, ResponseCode::NXDomain);
+}
+
+#[test]
+fn query_weights_follow_consuls_aggregated_status() {
+    let mut i = inst("n1", "10.0.0.1", "", 80, &["passing"]);
+    assert_eq!(query_weight(&i), 10);
+    i.checks[0].check_id = "_node_maintenance".into();
+    i.checks[0].status = "critical".into();
+    assert_eq!(query_weight(&i), 0);
+    let odd = inst("n1", "10.0.0.1", "", 80, &["passing", "unknown"]);
+    assert_eq!(query_weight(&odd), 1);
+}
