@@ -32,6 +32,8 @@ struct Plan {
     node_delays: HashMap<IpAddr, Duration>,
     /// Addresses cut off from everyone (a killed node's sockets may linger in-process).
     isolated: HashSet<IpAddr>,
+    /// Extra delay of messages between two sets of addresses, either way (a WAN link).
+    link_delays: Vec<(HashSet<IpAddr>, HashSet<IpAddr>, Duration)>,
 }
 
 /// A shared, adjustable set of network faults.
@@ -77,6 +79,19 @@ impl Faults {
         }
     }
 
+    /// Delays every message between an address of `a` and one of `b` (either way) by `delay`,
+    /// replacing an earlier delay between the same sets; zero removes it. Traffic within each
+    /// set is untouched: a slow WAN link between two datacenters.
+    pub fn set_link_delay(&self, a: &[IpAddr], b: &[IpAddr], delay: Duration) {
+        let (a, b): (HashSet<IpAddr>, HashSet<IpAddr>) =
+            (a.iter().copied().collect(), b.iter().copied().collect());
+        let mut p = self.plan.write();
+        p.link_delays.retain(|(x, y, _)| !((*x == a && *y == b) || (*x == b && *y == a)));
+        if !delay.is_zero() {
+            p.link_delays.push((a, b, delay));
+        }
+    }
+
     /// Cuts `addr` off from every other address (or reconnects it).
     pub fn isolate(&self, addr: IpAddr, isolated: bool) {
         let mut p = self.plan.write();
@@ -106,7 +121,15 @@ impl Faults {
             return Verdict::Drop;
         }
         let node_delay = |a: &IpAddr| p.node_delays.get(a).copied().unwrap_or_default();
-        Verdict::Deliver(p.delay + node_delay(&from) + node_delay(&to))
+        let link: Duration = p
+            .link_delays
+            .iter()
+            .filter(|(a, b, _)| {
+                (a.contains(&from) && b.contains(&to)) || (b.contains(&from) && a.contains(&to))
+            })
+            .map(|(_, _, d)| *d)
+            .sum();
+        Verdict::Deliver(p.delay + node_delay(&from) + node_delay(&to) + link)
     }
 
     /// Shorthand: `verdict` is not `Drop`.
@@ -146,5 +169,20 @@ mod tests {
         assert_eq!(f.verdict(a, b), Verdict::Deliver(Duration::from_millis(5)), "other links unaffected");
         f.set_node_delay(c, Duration::ZERO);
         assert_eq!(f.verdict(b, c), Verdict::Deliver(Duration::from_millis(5)));
+    }
+
+    #[test]
+    fn link_delays_apply_between_two_sets_only() {
+        let f = Faults::none();
+        let (a, b, c, d) = (ip("127.0.0.1"), ip("127.0.0.2"), ip("127.0.0.3"), ip("127.0.0.4"));
+        f.set_link_delay(&[a, b], &[c], Duration::from_millis(20));
+        assert_eq!(f.verdict(a, c), Verdict::Deliver(Duration::from_millis(20)));
+        assert_eq!(f.verdict(c, b), Verdict::Deliver(Duration::from_millis(20)), "both ways");
+        assert_eq!(f.verdict(a, b), Verdict::Deliver(Duration::ZERO), "within a set");
+        assert_eq!(f.verdict(a, d), Verdict::Deliver(Duration::ZERO), "other links");
+        f.set_link_delay(&[c], &[a, b], Duration::from_millis(30));
+        assert_eq!(f.verdict(a, c), Verdict::Deliver(Duration::from_millis(30)), "replaced, not added");
+        f.set_link_delay(&[c], &[a, b], Duration::ZERO);
+        assert_eq!(f.verdict(a, c), Verdict::Deliver(Duration::ZERO));
     }
 }

@@ -1,4 +1,4 @@
-//! `TestCluster`: several servers of one datacenter in one process, each on its own loopback
+//! `TestCluster`: several servers (and client agents) of one datacenter in one process, each on its own loopback
 //! address (127.x.y.z, free ports), sharing a [`Faults`] set so tests can partition, drop,
 //! delay, kill and restart them.
 
@@ -42,6 +42,7 @@ pub struct TestCluster {
     pub faults: Arc<Faults>,
     nodes: Vec<ClusterNode>,
     tuning: Tuning,
+    dc: String,
     _dir: tempfile::TempDir,
     dir: PathBuf,
 }
@@ -66,22 +67,40 @@ impl TestCluster {
         clients: usize,
         tune: impl Fn(usize, &mut RuntimeConfig),
     ) -> TestCluster {
+        Self::start_in("dc1", Faults::none(), servers, clients, tune).await
+    }
+
+    /// [`TestCluster::start_full`] for datacenter `dc`, its traffic going through `faults`
+    /// (shared by the datacenters of a [`crate::testing::TestFederation`]).
+    pub async fn start_in(
+        dc: &str,
+        faults: Arc<Faults>,
+        servers: usize,
+        clients: usize,
+        tune: impl Fn(usize, &mut RuntimeConfig),
+    ) -> TestCluster {
         let n = servers + clients;
         let dir = tempfile::tempdir().expect("tempdir for the cluster");
-        let faults = Faults::none();
         let tuning = Tuning {
             leader_tick: Duration::from_millis(50),
             rpc_hold_timeout: Duration::from_secs(2),
             server_stabilization_time: Duration::ZERO,
             gossip_timing: crate::gossip::Timing::fast(),
+            wan_gossip_timing: crate::gossip::Timing::fast(),
             reconcile_interval: Duration::from_millis(200),
             retry_interval: Duration::from_millis(200),
             faults: faults.clone(),
             tls_watch_interval: Duration::from_millis(100),
             ..Tuning::default()
         };
-        let mut c =
-            TestCluster { faults, nodes: Vec::new(), tuning, dir: dir.path().to_path_buf(), _dir: dir };
+        let mut c = TestCluster {
+            faults,
+            nodes: Vec::new(),
+            tuning,
+            dc: dc.to_owned(),
+            dir: dir.path().to_path_buf(),
+            _dir: dir,
+        };
         for i in 0..n {
             let mut node = c.new_node(i, i < servers);
             node.config.bootstrap = i == 0;
@@ -106,7 +125,7 @@ impl TestCluster {
         let ip = next_ip();
         let kind = if server { "s" } else { "c" };
         let name = format!("{kind}{}-{}", i + 1, ip.to_string().replace('.', "-"));
-        let mut cfg = RuntimeConfig::for_test("dc1", &name);
+        let mut cfg = RuntimeConfig::for_test(&self.dc, &name);
         cfg.dev = false;
         cfg.server = server;
         cfg.bootstrap = false;
@@ -186,6 +205,9 @@ impl TestCluster {
         let rpc: SocketAddr = handle.server().config().rpc_addr.parse().expect("rpc addr");
         node.config.ports.server = rpc.port();
         node.config.ports.serf_lan = handle.gossip().local_addr().port();
+        if let Some(wan) = handle.wan() {
+            node.config.ports.serf_wan = Some(wan.local_addr().port());
+        }
         node.config.bootstrap = false;
         node.handle = Some(handle);
     }
@@ -198,6 +220,21 @@ impl TestCluster {
     /// Node `i`.
     pub fn node(&self, i: usize) -> &ClusterNode {
         &self.nodes[i]
+    }
+
+    /// Node `i`, to change its configuration before a [`TestCluster::restart`].
+    pub fn node_mut(&mut self, i: usize) -> &mut ClusterNode {
+        &mut self.nodes[i]
+    }
+
+    /// The datacenter's name.
+    pub fn datacenter(&self) -> &str {
+        &self.dc
+    }
+
+    /// Every node's address (running or not).
+    pub fn ips(&self) -> Vec<IpAddr> {
+        self.nodes.iter().map(|n| n.ip).collect()
     }
 
     /// Number of nodes (running or not).

@@ -9,8 +9,10 @@ use crate::agent::{Agent, AgentHandle, Tuning};
 use crate::config::RuntimeConfig;
 
 mod cluster;
+mod federation;
 pub mod pki;
 pub use cluster::{ClusterNode, TestCluster};
+pub use federation::TestFederation;
 
 /// A single in-process server with its HTTP API on 127.0.0.1 and a free port.
 #[derive(Debug)]

@@ -1,0 +1,228 @@
+//! Federation tests: several datacenters in one process ([`TestFederation`]), their servers in
+//! one WAN pool, every link through the shared fault set.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use http::Method;
+use sekisho::client::{Client, ClientConfig, Response};
+use sekisho::testing::pki::TestPki;
+use sekisho::testing::{TestCluster, TestFederation, eventually};
+use sekisho_pki::Role;
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The client agent of each test datacenter (after its 3 servers).
+const CLIENT: usize = 3;
+
+fn http(c: &TestCluster, i: usize) -> Client {
+    Client::new(ClientConfig::new(c.agent(i).http_addr().to_string()))
+}
+
+async fn call(c: &Client, method: Method, path: &str, body: Option<Value>) -> Response {
+    let body = body.map(|b| match b {
+        Value::String(s) => s.into_bytes(),
+        other => other.to_string().into_bytes(),
+    });
+    c.request(method, path, body).await.unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn json_of(r: &Response) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("JSON ({e}): {}", r.text()))
+}
+
+/// Mutual TLS on every node, with certificates naming each node's own datacenter
+/// (`server.<dc>.consul` for servers).
+fn mtls(pki: &TestPki, dc: &str, i: usize, cfg: &mut sekisho::config::RuntimeConfig) {
+    let role = if i < CLIENT { Role::Server } else { Role::Client };
+    let files = pki.issue(&format!("{dc}-node{i}"), role, dc);
+    pki.mtls(cfg, &files);
+    if i == CLIENT {
+        cfg.ports.dns = Some(0);
+    }
+}
+
+async fn dns(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    let mut m = Message::query();
+    m.metadata.id = rand::random();
+    m.metadata.recursion_desired = true;
+    m.add_query(hickory_proto::op::Query::query(Name::from_ascii(name).expect("name"), qtype));
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    socket.connect(addr).await.expect("connect");
+    socket.send(&m.to_vec().expect("encode")).await.expect("send");
+    let mut buf = vec![0u8; 65535];
+    let n = tokio::time::timeout(DEADLINE, socket.recv(&mut buf))
+        .await
+        .expect("DNS reply in time")
+        .expect("recv");
+    Message::from_vec(&buf[..n]).expect("decode")
+}
+
+fn a_records(m: &Message) -> Vec<String> {
+    let mut out: Vec<String> = m
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Registers node `node` at `addr` with a `web` instance whose check is `status`, through
+/// the catalog of the datacenter `c` serves.
+async fn register_web(c: &TestCluster, node: &str, addr: &str, status: &str) {
+    let body = json!({
+        "Node": node, "Address": addr,
+        "TaggedAddresses": {"wan": format!("{addr}0")},
+        "Service": {"Service": "web", "Port": 8080, "Tags": ["v1"]},
+        "Check": {"CheckID": "web-check", "Name": "web", "ServiceID": "web", "Status": status},
+    });
+    let r = call(&http(c, CLIENT), Method::PUT, "/v1/catalog/register", Some(body)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+async fn datacenters(c: &Client) -> Vec<String> {
+    serde_json::from_value(json_of(&call(c, Method::GET, "/v1/catalog/datacenters", None).await))
+        .expect("list")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_datacenters_forward_kv_dns_and_blocking_queries_over_mutual_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Arc::new(TestPki::new(dir.path()));
+    let p = pki.clone();
+    let fed =
+        TestFederation::start(&["dc1", "dc2", "dc3"], 3, 1, move |dc, i, cfg| mtls(&p, dc, i, cfg)).await;
+    let (dc1, dc2, dc3) = (fed.dc("dc1"), fed.dc("dc2"), fed.dc("dc3"));
+    for c in [dc1, dc2, dc3] {
+        c.wait_leader(DEADLINE).await;
+        assert!(c.agent(0).tls().is_some_and(|t| t.rpc_requires_tls()), "mTLS is on");
+    }
+    let from_dc1 = http(dc1, CLIENT);
+
+    tracing::info!("--- a ?dc=dc2 KV write from a dc1 client agent lands in dc2 only");
+    let r = call(&from_dc1, Method::PUT, "/v1/kv/fed/where?dc=dc2", Some("in-dc2".into())).await;
+    assert_eq!((r.status.as_u16(), r.text().trim()), (200, "true"), "{}", r.text());
+    let here = call(&http(dc2, CLIENT), Method::GET, "/v1/kv/fed/where?raw", None).await;
+    assert_eq!((here.status.as_u16(), here.text()), (200, "in-dc2".to_owned()));
+    for (c, what) in [(dc1, "dc1"), (dc3, "dc3")] {
+        let r = call(&http(c, CLIENT), Method::GET, "/v1/kv/fed/where", None).await;
+        assert_eq!(r.status, 404, "the key is not in {what}");
+    }
+    let via = call(&from_dc1, Method::GET, "/v1/kv/fed/where?dc=dc2&raw", None).await;
+    assert_eq!(via.text(), "in-dc2", "reads forward too");
+
+    tracing::info!("--- a blocking query across datacenters wakes on a write there");
+    let index = via.index().expect("X-Consul-Index from dc2");
+    let waiter = {
+        let c = from_dc1.clone();
+        tokio::spawn(async move {
+            call(&c, Method::GET, &format!("/v1/kv/fed/where?dc=dc2&raw&index={index}&wait=30s"), None).await
+        })
+    };
+    // Not synchronisation (the answer is checked below either way): a query that did not
+    // block would have returned by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "the forwarded query blocks on dc2's index");
+    let r = call(&http(dc2, 0), Method::PUT, "/v1/kv/fed/where", Some("changed".into())).await;
+    assert_eq!(r.status, 200);
+    let woke =
+        tokio::time::timeout(DEADLINE, waiter).await.expect("the blocking query returns").expect("task");
+    assert_eq!(woke.text(), "changed");
+    assert!(woke.index().unwrap_or(0) > index);
+
+    tracing::info!("--- DNS on a dc1 client agent answers dc2's healthy instances");
+    register_web(dc2, "web-a", "10.2.0.1", "passing").await;
+    register_web(dc2, "web-b", "10.2.0.2", "critical").await;
+    register_web(dc1, "web-local", "10.1.0.1", "passing").await;
+    let dns_addr = dc1.agent(CLIENT).dns_addr().expect("DNS on the client agent");
+    let m = dns(dns_addr, "web.service.dc2.consul.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert_eq!(a_records(&m), vec!["10.2.0.1"], "only dc2's passing instance");
+    let m = dns(dns_addr, "v1.web.service.dc2.consul.", RecordType::A).await;
+    assert_eq!(a_records(&m), vec!["10.2.0.1"], "tag form");
+    let m = dns(dns_addr, "web.service.consul.", RecordType::A).await;
+    assert_eq!(a_records(&m), vec!["10.1.0.1"], "the local datacenter is untouched");
+    let m = dns(dns_addr, "_web._tcp.service.dc2.consul.", RecordType::SRV).await;
+    let targets: Vec<String> = m
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SRV(s) => Some(format!("{}:{}", s.target, s.port)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(targets.len(), 1, "{m:?}");
+    assert!(targets[0].ends_with(".dc2.consul.:8080"), "SRV targets name dc2: {targets:?}");
+    let m = dns(dns_addr, "web-b.node.dc2.consul.", RecordType::A).await;
+    assert_eq!(a_records(&m), vec!["10.2.0.2"], "node lookups in dc2");
+    let m = dns(dns_addr, "web.service.dc9.consul.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail, "an unknown datacenter");
+
+    tracing::info!("--- an unknown datacenter is 'No path to datacenter'");
+    let r = call(&from_dc1, Method::GET, "/v1/kv/fed/where?dc=dc9", None).await;
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("No path to datacenter"), "{}", r.text());
+
+    tracing::info!("--- /v1/catalog/datacenters follows the WAN delays");
+    fed.set_wan_delay("dc1", "dc2", Duration::from_millis(40));
+    fed.set_wan_delay("dc1", "dc3", Duration::from_millis(5));
+    eventually(Duration::from_secs(60), "dc1 sees dc3 nearer than dc2", || async {
+        (datacenters(&from_dc1).await == ["dc1", "dc3", "dc2"]).then_some(())
+    })
+    .await;
+    fed.set_wan_delay("dc1", "dc2", Duration::from_millis(2));
+    fed.set_wan_delay("dc1", "dc3", Duration::from_millis(40));
+    eventually(Duration::from_secs(60), "dc1 sees dc2 nearer than dc3 after the delays swap", || async {
+        (datacenters(&from_dc1).await == ["dc1", "dc2", "dc3"]).then_some(())
+    })
+    .await;
+    let coords = json_of(&call(&from_dc1, Method::GET, "/v1/coordinate/datacenters", None).await);
+    let names: Vec<&str> =
+        coords.as_array().expect("list").iter().filter_map(|d| d["Datacenter"].as_str()).collect();
+    assert_eq!(names.len(), 3, "{coords}");
+    let members = json_of(&call(&http(dc1, 0), Method::GET, "/v1/agent/members?wan", None).await);
+    let wan_names: Vec<&str> =
+        members.as_array().expect("list").iter().filter_map(|m| m["Name"].as_str()).collect();
+    assert_eq!(wan_names.len(), 9, "{wan_names:?}");
+    assert!(wan_names.iter().all(|n| n.ends_with(".dc1") || n.ends_with(".dc2") || n.ends_with(".dc3")));
+    fed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forwarded_call_fails_over_to_the_next_server_of_the_datacenter() {
+    let mut fed = TestFederation::start(&["dc1", "dc2"], 3, 1, |_, _, _| {}).await;
+    let from_dc1 = http(fed.dc("dc1"), CLIENT);
+    let r = call(&from_dc1, Method::PUT, "/v1/kv/fo?dc=dc2", Some("1".into())).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Kill one dc2 server: forwarded calls keep working (the router moves on; WAN gossip
+    // eventually marks it failed).
+    fed.dc_mut("dc2").kill(1).await;
+    for i in 0..10 {
+        let r = call(&from_dc1, Method::PUT, &format!("/v1/kv/fo{i}?dc=dc2"), Some("1".into())).await;
+        assert_eq!(r.status, 200, "write {i} after a dc2 server died: {}", r.text());
+    }
+    // Cut dc2 off entirely: "No path to datacenter", and dc1 keeps serving its own data.
+    fed.partition_dcs("dc1", "dc2");
+    eventually(DEADLINE, "a cut-off datacenter answers 'No path to datacenter'", || async {
+        let r = call(&from_dc1, Method::GET, "/v1/kv/fo?dc=dc2", None).await;
+        (r.status == 500 && r.text().contains("No path to datacenter")).then_some(())
+    })
+    .await;
+    let r = call(&from_dc1, Method::PUT, "/v1/kv/local", Some("1".into())).await;
+    assert_eq!(r.status, 200);
+    fed.faults.heal();
+    eventually(Duration::from_secs(30), "forwarding resumes after the partition heals", || async {
+        let r = call(&from_dc1, Method::GET, "/v1/kv/fo?dc=dc2&raw", None).await;
+        (r.status == 200 && r.text() == "1").then_some(())
+    })
+    .await;
+    fed.shutdown().await;
+}
