@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod config;
 pub mod leader;
+pub mod replication;
 pub mod tokens;
 
 use std::collections::HashMap;
@@ -235,7 +236,7 @@ struct Cached {
 
 /// The RPC path client agents resolve tokens through.
 pub const RESOLVE_PATH: &str = "/rpc/v1/acl/resolve";
-/// A secondary datacenter's leader pulls the primary's ACL objects (see `acl/replication.rs`).
+/// A secondary datacenter's leader pulls the primary's ACL objects ([`replication`]).
 pub const REPLICATE_PATH: &str = "/rpc/v1/acl/replicate";
 
 /// The agent's ACL state: its configuration, its tokens and its resolution cache.
@@ -248,6 +249,8 @@ pub struct Acl {
     tokens: TokenStore,
     cache: Mutex<HashMap<String, Cached>>,
     audit: Option<audit::AuditLog>,
+    /// The leader's replication report, as a follower last fetched it.
+    leader_report: Mutex<Option<(Instant, replication::Report)>>,
 }
 
 impl std::fmt::Debug for Acl {
@@ -263,7 +266,17 @@ impl Acl {
     /// The ACL state of an agent.
     pub fn new(cfg: AclConfig, server: Server, node_name: String, datacenter: String) -> Acl {
         let tokens = TokenStore::new(cfg.tokens.clone());
-        Acl { cfg, server, node_name, datacenter, tokens, cache: Mutex::new(HashMap::new()), audit: None }
+        replication::configure(server.acl_replication(), &cfg);
+        Acl {
+            cfg,
+            server,
+            node_name,
+            datacenter,
+            tokens,
+            cache: Mutex::new(HashMap::new()),
+            audit: None,
+            leader_report: Mutex::new(None),
+        }
     }
 
     /// Writes every denial to `log` (`acl.audit`).
@@ -293,6 +306,32 @@ impl Acl {
             ),
         }
         self
+    }
+
+    /// ACL replication as this datacenter's leader reports it (`GET /v1/acl/replication`):
+    /// the leader answers from its own status, a follower asks the leader (cached for a
+    /// second), a client agent asks a server.
+    pub async fn replication_report(&self) -> Result<replication::Report, crate::server::Error> {
+        if self.server.is_client() {
+            return self.server.call_servers(replication::STATUS_PATH, &()).await;
+        }
+        if self.server.is_leader() || !self.is_secondary() {
+            return Ok(replication::report(&self.server.acl_replication().lock()));
+        }
+        if let Some((at, r)) = self.leader_report.lock().as_ref()
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Ok(r.clone());
+        }
+        let r: replication::Report =
+            self.server.call_leader(replication::STATUS_PATH, &(), Duration::from_secs(2)).await?;
+        *self.leader_report.lock() = Some((Instant::now(), r.clone()));
+        Ok(r)
+    }
+
+    /// Whether this agent is in a secondary datacenter (global ACL objects live elsewhere).
+    pub fn is_secondary(&self) -> bool {
+        self.datacenter != self.server.config().primary_datacenter
     }
 
     /// The configuration.
@@ -334,12 +373,56 @@ impl Acl {
         if self.server.is_client() {
             return self.resolve_remote(&secret).await;
         }
-        match self.resolve_local(&secret) {
+        let local = match self.resolve_local(&secret) {
             // A token created a moment ago may not have reached this follower yet.
             Err(AclError::NotFound) if !self.server.is_leader() && self.server.catch_up().await.is_ok() => {
                 self.resolve_local(&secret)
             }
             other => other,
+        };
+        match local {
+            // A secondary has not replicated this token (yet, or at all): ask the primary.
+            Err(AclError::NotFound) if self.is_secondary() => self.resolve_at_primary(&secret).await,
+            other => other,
+        }
+    }
+
+    /// A secondary's server resolves a token unknown here at the primary, with this
+    /// datacenter's copy of the policies; cached for `token_ttl`, and `down_policy` applies
+    /// when the primary cannot be reached.
+    async fn resolve_at_primary(&self, secret: &str) -> Result<Arc<Identity>, AclError> {
+        let now = now_unix();
+        let stale = {
+            let cache = self.cache.lock();
+            match cache.get(secret).filter(|c| c.index == 0 && (c.expires == 0 || c.expires > now)) {
+                Some(c) if c.at.elapsed() < self.cfg.token_ttl => return Ok(c.identity.clone()),
+                Some(c) => Some(c.identity.clone()),
+                None => None,
+            }
+        };
+        match replication::token_at_primary(&self.server, secret).await {
+            Ok(Some(t)) => {
+                let g = self.server.state().read(|s| grants_of(&s.acl, &t, &self.datacenter));
+                let identity = self.identity(&g);
+                let c = Cached {
+                    identity: identity.clone(),
+                    index: 0,
+                    at: Instant::now(),
+                    expires: g.expiration_time,
+                };
+                self.cache_put(secret, c);
+                Ok(identity)
+            }
+            Ok(None) => {
+                self.cache.lock().remove(secret);
+                Err(AclError::NotFound)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "acl: cannot resolve a token at the primary datacenter ({e}); down_policy applies"
+                );
+                Ok(self.down(stale))
+            }
         }
     }
 

@@ -94,6 +94,9 @@ pub struct Tuning {
     pub tls_watch_interval: Duration,
     /// Backoff of config watches after failed queries.
     pub watch_backoff: crate::watch::Backoff,
+    /// How long each ACL replication pull blocks at the primary (so a cut link shows as lag
+    /// within about this long).
+    pub acl_replication_wait: Duration,
 }
 
 impl Default for Tuning {
@@ -111,6 +114,7 @@ impl Default for Tuning {
             faults: crate::net::fault::Faults::none(),
             tls_watch_interval: Duration::from_secs(5),
             watch_backoff: crate::watch::Backoff::default(),
+            acl_replication_wait: crate::acl::replication::DEFAULT_WAIT,
         }
     }
 }
@@ -142,6 +146,7 @@ pub struct AgentHandle {
 
 fn server_config(cfg: &RuntimeConfig, tuning: &Tuning, rpc_port: u16) -> ServerConfig {
     ServerConfig {
+        primary_datacenter: cfg.primary_datacenter.clone(),
         datacenter: cfg.datacenter.clone(),
         domain: cfg.domain.clone(),
         auto_encrypt_allow_tls: cfg.tls.auto_encrypt.allow_tls,
@@ -312,7 +317,15 @@ impl Agent {
             ));
         }
         if cfg.server && acl_config.enabled {
-            let initial = acl_config.tokens.initial_management.clone();
+            let mut initial = acl_config.tokens.initial_management.clone();
+            if initial.is_some() && cfg.datacenter != cfg.primary_datacenter {
+                tracing::warn!(
+                    "acl.tokens.initial_management is only used in the primary datacenter ({}); \
+                     this secondary ignores it and replicates tokens from there",
+                    cfg.primary_datacenter
+                );
+                initial = None;
+            }
             tasks.spawn(crate::acl::leader::run(server.clone(), initial, stop_http.clone()));
         }
         if let Some(tls) = tls.clone() {
@@ -360,6 +373,14 @@ impl Agent {
             .with_token_persistence(cfg.data_dir.as_deref())
             .with_audit_log(audit_log),
         );
+        if cfg.server && acl_config.enabled && cfg.datacenter != cfg.primary_datacenter {
+            tasks.spawn(crate::acl::replication::run(
+                server.clone(),
+                acl.clone(),
+                tuning.acl_replication_wait,
+                stop_http.clone(),
+            ));
+        }
         let state = HttpState {
             reloader: reloader.clone(),
             server: server.clone(),

@@ -84,6 +84,12 @@ pub(crate) struct AgentArgs {
     /// Server RPC and Raft port (0 picks a free port)
     #[arg(long = "server-port", value_name = "PORT")]
     server_port: Option<i64>,
+    /// WAN gossip port of servers, UDP and TCP (-1 disables, 0 picks a free port)
+    #[arg(long = "serf-wan-port", value_name = "PORT", allow_negative_numbers = true)]
+    serf_wan_port: Option<i64>,
+    /// Address advertised to the WAN pool (default: the advertise address)
+    #[arg(long = "advertise-wan", value_name = "IP")]
+    advertise_wan: Option<String>,
     /// Log level: trace, debug, info, warn or err
     #[arg(long = "log-level", value_name = "LEVEL")]
     log_level: Option<String>,
@@ -96,6 +102,10 @@ pub(crate) struct AgentArgs {
     /// An address to join at start, retried until it works; may be repeated
     #[arg(long = "retry-join", value_name = "ADDR")]
     retry_join: Vec<String>,
+    /// A server of another datacenter to join over the WAN, retried until it works; may be
+    /// repeated
+    #[arg(long = "retry-join-wan", value_name = "ADDR")]
+    retry_join_wan: Vec<String>,
 }
 
 impl AgentArgs {
@@ -117,6 +127,9 @@ impl AgentArgs {
             dns_port: self.dns_port,
             server_port: self.server_port,
             serf_lan_port: self.serf_lan_port,
+            serf_wan_port: self.serf_wan_port,
+            advertise_addr_wan: self.advertise_wan,
+            retry_join_wan: self.retry_join_wan,
             log_level: self.log_level,
             domain: self.domain,
             ui: self.ui,

@@ -59,6 +59,12 @@ pub struct Flags {
     pub ui: Option<bool>,
     /// `-retry-join`, appended to the files' `retry_join`.
     pub retry_join: Vec<String>,
+    /// `-serf-wan-port` (-1 disables).
+    pub serf_wan_port: Option<i64>,
+    /// `-advertise-wan`.
+    pub advertise_addr_wan: Option<String>,
+    /// `-retry-join-wan`, appended to the files' `retry_join_wan`.
+    pub retry_join_wan: Vec<String>,
 }
 
 /// Loads, merges and validates the agent configuration.
@@ -248,6 +254,9 @@ fn apply_flags(b: &mut Builder, f: &Flags) -> Result<(), ConfigError> {
     put("ports.dns", f.dns_port.map(Value::from));
     put("ports.server", f.server_port.map(Value::from));
     put("ports.serf_lan", f.serf_lan_port.map(Value::from));
+    put("ports.serf_wan", f.serf_wan_port.map(Value::from));
+    put("advertise_addr_wan", f.advertise_addr_wan.clone().map(Value::from));
+    put("retry_join_wan", (!f.retry_join_wan.is_empty()).then(|| json!(f.retry_join_wan)));
     put("log_level", f.log_level.clone().map(Value::from));
     put("domain", f.domain.clone().map(Value::from));
     put("ui", f.ui.map(Value::from));

@@ -46,6 +46,7 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/v1/acl/role/name/{name}", get(role_read_by_name))
         .route("/v1/acl/role/{id}", get(role_read).put(role_update).delete(role_delete))
         .route("/v1/acl/roles", get(role_list))
+        .route("/v1/acl/replication", get(super::acl_federation::replication))
         .route("/v1/acl/{*rest}", any(unknown_acl))
         .route("/v1/internal/acl/authorize", post(authorize))
 }
@@ -171,7 +172,11 @@ fn role_json(acl: &AclTables, r: &AclRole) -> Value {
 /// Runs an ACL write; its own errors (name taken, unknown link) are the caller's: 400.
 pub(super) async fn acl_write(st: &HttpState, op: AclOp) -> Result<u64, ApiError> {
     match st.server.write(Command::Acl(op)).await? {
-        FsmResponse::Acl(Ok(idx)) => Ok(idx),
+        FsmResponse::Acl(Ok(idx)) => {
+            // Written through the leader: the reply reads the object back here.
+            st.server.wait_applied(idx).await?;
+            Ok(idx)
+        }
         FsmResponse::Acl(Err(e)) => Err(ApiError::bad_request(e)),
         other => Err(ApiError::internal(format!("unexpected response {other:?}"))),
     }
@@ -462,7 +467,7 @@ async fn bootstrap(State(st): State<HttpState>, RawQuery(q): RawQuery) -> ApiRes
     let before = st.server.state().read(|s| s.acl.management_tokens().len());
     let op = AclOp::Bootstrap { token, reset_index: reset, revoke_management: revoke };
     match st.server.write(Command::Acl(op)).await? {
-        FsmResponse::Acl(Ok(_)) => {}
+        FsmResponse::Acl(Ok(idx)) => st.server.wait_applied(idx).await?,
         FsmResponse::Acl(Err(e)) => {
             return Err(ApiError {
                 status: StatusCode::FORBIDDEN,

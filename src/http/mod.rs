@@ -7,6 +7,7 @@
 
 pub mod acl;
 mod acl_auth;
+pub mod acl_federation;
 pub mod agent;
 pub mod agent_check;
 pub mod agent_service;
@@ -213,6 +214,7 @@ pub fn router(state: HttpState) -> Router {
         .fallback(unknown)
         .method_not_allowed_fallback(not_allowed)
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), acl_federation::route))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_dc))
         .layer(axum::middleware::from_fn_with_state(state.clone(), proxy::client_proxy))
         .layer(axum::middleware::from_fn_with_state(state.clone(), end_on_leave))

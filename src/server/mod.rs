@@ -103,6 +103,8 @@ pub struct QueryMeta {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub datacenter: String,
+    /// `primary_datacenter`: where global ACL objects live.
+    pub primary_datacenter: String,
     /// The DNS domain (server certificates name `server.<dc>.<domain>`).
     pub domain: String,
     /// `auto_encrypt.allow_tls`: sign client agents' certificate requests.
@@ -222,6 +224,8 @@ struct Inner {
     http_hook: std::sync::OnceLock<HttpHook>,
     /// The WAN router and coordinates (servers with a WAN pool).
     wan: parking_lot::RwLock<wan::WanView>,
+    /// ACL replication from the primary (run by a secondary's leader; read by every server).
+    acl_replication: crate::acl::replication::SharedStatus,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -251,6 +255,7 @@ impl Server {
         let raft = raft::start(&ro, state.clone(), rpc.client.clone()).await?;
         let (tx, rx) = mpsc::channel(4096);
         let wan = parking_lot::RwLock::new(wan::WanView::new(&cfg.datacenter));
+        let acl_replication = crate::acl::replication::new_status(&cfg.datacenter, &cfg.primary_datacenter);
         let inner = Arc::new(Inner {
             raft,
             node_id: ro.node_id,
@@ -264,6 +269,7 @@ impl Server {
             servers: parking_lot::RwLock::new(Vec::new()),
             http_hook: std::sync::OnceLock::new(),
             wan,
+            acl_replication,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -304,6 +310,22 @@ impl Server {
         }
         let voters = m.membership_config.membership().voter_ids().count();
         voters <= 1 || m.millis_since_quorum_ack.is_some_and(|ms| ms <= self.inner.lease.as_millis() as u64)
+    }
+
+    /// This server's ACL replication status (see [`crate::acl::replication`]).
+    pub fn acl_replication(&self) -> &crate::acl::replication::SharedStatus {
+        &self.inner.acl_replication
+    }
+
+    /// Sends an RPC to the leader of this datacenter.
+    pub async fn call_leader<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, Error> {
+        let addr = self.leader_addr().ok_or(Error::NoLeader)?;
+        self.inner.client.call(&addr, path, req, timeout).await.map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// The leader's RPC address, if a leader is known.
@@ -657,6 +679,21 @@ impl Server {
     /// (a follower that may lag, e.g. before deciding that a token does not exist).
     pub async fn catch_up(&self) -> Result<(), Error> {
         self.barrier(Consistency::Default).await
+    }
+
+    /// Waits until this server has applied Raft index `index` (a write a follower forwarded
+    /// to the leader, before it reads the written object back).
+    pub async fn wait_applied(&self, index: u64) -> Result<(), Error> {
+        if self.is_client() {
+            return Ok(());
+        }
+        self.inner
+            .raft
+            .wait(Some(self.inner.cfg.rpc_hold_timeout))
+            .applied_index_at_least(Some(index), "a write applied here")
+            .await
+            .map(drop)
+            .map_err(|_| Error::Internal(format!("index {index} was committed but not applied here in time")))
     }
 
     async fn barrier(&self, c: Consistency) -> Result<(), Error> {

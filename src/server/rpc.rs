@@ -76,6 +76,7 @@ const CLIENT_PATHS: &[&str] = &[
     PING,
     AUTO_ENCRYPT_SIGN,
     ACL_RESOLVE,
+    crate::acl::replication::STATUS_PATH,
 ];
 
 /// What a server of another datacenter may call: forwarded API requests, DNS reads, token
@@ -147,6 +148,12 @@ async fn dispatch(server: &Server, path: &str, body: &Bytes) -> HandlerResult {
             let dc = &server.config().datacenter;
             let grants =
                 server.state().read(|s| crate::acl::resolve_in_store(s, &secret, dc, crate::acl::now_unix()));
+            let grants = match grants {
+                None if server.config().primary_datacenter != *dc => {
+                    crate::acl::replication::grants_at_primary(server, &secret).await?
+                }
+                g => g,
+            };
             rpc::encode(&grants)
         }
         NODE_ENTRIES => {
@@ -162,6 +169,19 @@ async fn dispatch(server: &Server, path: &str, body: &Bytes) -> HandlerResult {
         }
         DNS_NODE | DNS_INSTANCES | DNS_NODES_BY_ADDR => crate::dns::serve_rpc(server, path, body),
         DNS_DC => crate::dns::serve_dc_rpc(server, body).await,
+        crate::acl::REPLICATE_PATH => crate::acl::replication::serve(server, body).await,
+        crate::acl::replication::STATUS_PATH => {
+            let cfg = server.config();
+            if !server.is_leader() && cfg.datacenter != cfg.primary_datacenter {
+                let path = crate::acl::replication::STATUS_PATH;
+                let r: crate::acl::replication::Report = server
+                    .call_leader(path, &(), std::time::Duration::from_secs(2))
+                    .await
+                    .map_err(|e| RpcError::Remote(e.to_string()))?;
+                return rpc::encode(&r);
+            }
+            rpc::encode(&crate::acl::replication::report(&server.acl_replication().lock()))
+        }
         READ_INDEX => {
             let consistent: bool = rpc::decode(body)?;
             rpc::encode(&server.leader_read_index(consistent).await)

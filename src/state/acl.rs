@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use sekisho_wan::replication::Diff;
+
 use super::Store;
 use super::store::Table;
 
@@ -217,6 +219,17 @@ pub enum AclOp {
     },
     /// Deletes a binding rule by ID.
     BindingRuleDelete(String),
+    /// A secondary datacenter's leader brings its copy of the primary's global objects up to
+    /// date (`acl::replication`). Local tokens are never touched. Objects get this
+    /// datacenter's Raft indexes.
+    Replicate {
+        /// Policy changes.
+        policies: Diff<AclPolicy>,
+        /// Role changes.
+        roles: Diff<AclRole>,
+        /// Global token changes (`enable_token_replication`).
+        tokens: Option<Diff<AclToken>>,
+    },
 }
 
 /// The result of an [`AclOp`]: the index it committed at, or Consul's error text.
@@ -338,6 +351,69 @@ pub fn acl_apply(st: &mut Store, idx: u64, op: &AclOp) -> AclResult {
         AclOp::AuthMethodDelete(name) => auth::auth_method_delete(st, idx, name),
         AclOp::BindingRuleSet { rule, create } => auth::binding_rule_set(st, idx, rule, *create),
         AclOp::BindingRuleDelete(id) => auth::binding_rule_delete(st, idx, id),
+        AclOp::Replicate { policies, roles, tokens } => {
+            replicate(st, idx, policies, roles, tokens.as_ref());
+            Ok(idx)
+        }
+    }
+}
+
+fn replicate(
+    st: &mut Store,
+    idx: u64,
+    policies: &Diff<AclPolicy>,
+    roles: &Diff<AclRole>,
+    tokens: Option<&Diff<AclToken>>,
+) {
+    let (mut t_changed, mut r_changed, mut p_changed) = (false, false, false);
+    if let Some(tokens) = tokens {
+        for id in &tokens.delete {
+            if st.acl.tokens.get(id).is_some_and(|t| !t.local) {
+                st.acl.tokens.remove(id);
+                t_changed = true;
+            }
+        }
+    }
+    for id in &roles.delete {
+        r_changed |= st.acl.roles.remove(id).is_some();
+    }
+    for id in &policies.delete {
+        if id != MANAGEMENT_POLICY_ID {
+            p_changed |= st.acl.policies.remove(id).is_some();
+        }
+    }
+    for p in &policies.upsert {
+        let mut p = p.clone();
+        p.create_index = st.acl.policies.get(&p.id).map_or(idx, |o| o.create_index);
+        p.modify_index = idx;
+        // A name taken by another ID here gives way to the primary's object.
+        st.acl.policies.retain(|id, o| o.name != p.name || *id == p.id);
+        st.acl.policies.insert(p.id.clone(), p);
+        p_changed = true;
+    }
+    for r in &roles.upsert {
+        let mut r = r.clone();
+        r.create_index = st.acl.roles.get(&r.id).map_or(idx, |o| o.create_index);
+        r.modify_index = idx;
+        st.acl.roles.retain(|id, o| o.name != r.name || *id == r.id);
+        st.acl.roles.insert(r.id.clone(), r);
+        r_changed = true;
+    }
+    for t in tokens.map(|t| t.upsert.as_slice()).unwrap_or_default() {
+        if t.local || st.acl.tokens.get(&t.accessor_id).is_some_and(|o| o.local) {
+            continue;
+        }
+        let mut t = t.clone();
+        t.create_index = st.acl.tokens.get(&t.accessor_id).map_or(0, |o| o.create_index);
+        insert_token(st, idx, t);
+        t_changed = true;
+    }
+    for (changed, table) in
+        [(t_changed, Table::AclTokens), (r_changed, Table::AclRoles), (p_changed, Table::AclPolicies)]
+    {
+        if changed {
+            st.bump(table, idx);
+        }
     }
 }
 

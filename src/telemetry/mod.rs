@@ -64,6 +64,9 @@ pub mod names {
     pub const AGENT_CHECKS: &str = "consul.agent.checks";
     /// Gauge, label `cert`: seconds until a certificate this agent presents expires.
     pub const TLS_CERT_EXPIRY: &str = "consul.agent.tls.cert.expiry";
+    /// Gauge (ms), secondary datacenters: how long the ACL replica has gone unconfirmed by
+    /// the primary (0 while replication keeps up). Beyond Consul.
+    pub const ACL_REPLICATION_LAG: &str = "sekisho.acl.replication.lag";
 }
 
 /// One-line descriptions for the Prometheus `# HELP` lines.
@@ -83,6 +86,9 @@ fn help(name: &str) -> Option<&'static str> {
         DNS_QUERIES => "DNS queries answered, by query type and response code.",
         AGENT_CHECKS => "This agent's health checks, by status.",
         TLS_CERT_EXPIRY => "Seconds until a certificate this agent presents expires, by certificate.",
+        ACL_REPLICATION_LAG => {
+            "Milliseconds the ACL replica of a secondary datacenter has gone unconfirmed by the primary."
+        }
         _ => return None,
     })
 }

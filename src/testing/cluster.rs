@@ -91,6 +91,7 @@ impl TestCluster {
             retry_interval: Duration::from_millis(200),
             faults: faults.clone(),
             tls_watch_interval: Duration::from_millis(100),
+            acl_replication_wait: Duration::from_secs(2),
             ..Tuning::default()
         };
         let mut c = TestCluster {

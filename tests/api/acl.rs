@@ -548,6 +548,7 @@ const CASES: &[Case] = &[
         200,
     ),
     case("GET", "/v1/acl/roles", "/v1/acl/roles", NoBody, Denied, ACL_READ, 200),
+    case("GET", "/v1/acl/replication", "/v1/acl/replication", NoBody, Open(200), "", 200),
     case(
         "PUT",
         "/v1/acl/auth-method",

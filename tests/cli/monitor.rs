@@ -30,6 +30,7 @@ impl AgentProcess {
                 "-dns-port=-1",
                 "-server-port=0",
                 "-serf-lan-port=0",
+                "-serf-wan-port=-1",
                 "-log-level=info",
                 &format!("-node={node}"),
             ])

@@ -72,6 +72,7 @@ async fn the_secure_agent_walkthrough_works_as_written() {
                 cmd.arg(p);
             }
             cmd.arg(format!("-server-port={}", free_port())).arg(format!("-serf-lan-port={}", free_port()));
+            cmd.arg("-serf-wan-port=-1");
             cmd.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
             agent = Some(cmd.spawn().expect("the agent starts"));
             continue;

@@ -37,6 +37,7 @@ async fn spawn_agent(config_dir: &std::path::Path) -> Agent {
             "-dns-port=0",
             "-server-port=0",
             "-serf-lan-port=0",
+            "-serf-wan-port=-1",
         ])
         .arg(format!("-config-dir={}", config_dir.display()))
         .env("RUST_LOG", "warn")

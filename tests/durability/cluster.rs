@@ -48,6 +48,7 @@ impl Node {
             .arg(format!("-client={}", self.ip))
             .arg(format!("-http-port={}", self.http))
             .arg(format!("-serf-lan-port={}", self.serf))
+            .arg("-serf-wan-port=-1")
             .arg("-dns-port=-1")
             .arg(format!("-data-dir={}", self.dir.display()))
             .arg(format!("-config-file={}", self.dir.with_extension("json").display()))

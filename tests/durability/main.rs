@@ -33,6 +33,7 @@ fn spawn(dir: &std::path::Path, port: u16) -> Child {
         .arg("-dns-port=-1")
         .arg("-server-port=0")
         .arg("-serf-lan-port=0")
+        .arg("-serf-wan-port=-1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

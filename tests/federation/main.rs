@@ -14,6 +14,8 @@ use sekisho::testing::{TestCluster, TestFederation, eventually};
 use sekisho_pki::Role;
 use serde_json::{Value, json};
 
+mod acl;
+
 const DEADLINE: Duration = Duration::from_secs(20);
 
 /// The client agent of each test datacenter (after its 3 servers).

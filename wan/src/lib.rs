@@ -7,9 +7,12 @@
 //!   estimates, and [`sort_by_distance`] for `?near=`.
 //! - [`router`]: per-datacenter server lists from WAN membership, failover order, and the
 //!   datacenters sorted by median RTT.
+//! - [`replication`]: the cursor (index, backoff, status, lag) and diff of a secondary
+//!   datacenter's pull of the primary's ACL objects.
 #![warn(missing_docs)]
 
 pub mod coordinate;
+pub mod replication;
 pub mod router;
 
 pub use coordinate::{
