@@ -15,8 +15,9 @@ use crate::client::url::escape_query;
 #[command(
     about = "Tells the agent to join a cluster",
     long_about = "Asks the agent at -http-addr to join the LAN gossip pool through one or more \
-        members' gossip addresses (`ip` or `ip:port`, port 8301 by default). It succeeds when at \
-        least one address answered.",
+        members' gossip addresses (`ip` or `ip:port`, port 8301 by default). With -wan a server \
+        joins the WAN pool through servers of other datacenters (port 8302 by default). It \
+        succeeds when at least one address answered.",
     after_long_help = "Example:\n  $ sekisho join 10.0.0.2 10.0.0.3:8301\n  \
         Successfully joined cluster by contacting 2 nodes."
 )]
@@ -24,7 +25,7 @@ pub(crate) struct JoinArgs {
     /// Gossip addresses of existing members
     #[arg(required = true, value_name = "ADDRESS")]
     addresses: Vec<String>,
-    /// Join the WAN pool (federation; not available yet)
+    /// Join the WAN pool (servers of other datacenters, WAN gossip port 8302) instead
     #[arg(long)]
     wan: bool,
     #[command(flatten)]
@@ -74,6 +75,9 @@ pub(crate) struct ForceLeaveArgs {
     /// Remove the member from the list entirely
     #[arg(long)]
     prune: bool,
+    /// The member is in the WAN pool (name <node>.<datacenter>)
+    #[arg(long)]
+    wan: bool,
     #[command(flatten)]
     pub(crate) http: HttpArgs,
 }
@@ -84,9 +88,16 @@ pub(crate) async fn force_leave(
     client: &Client,
     out: &mut Output,
 ) -> anyhow::Result<ExitCode> {
-    let mut path = format!("/v1/agent/force-leave/{}", escape_query(&args.node));
+    let mut params = Vec::new();
     if args.prune {
-        path.push_str("?prune=1");
+        params.push("prune=1");
+    }
+    if args.wan {
+        params.push("wan=1");
+    }
+    let mut path = format!("/v1/agent/force-leave/{}", escape_query(&args.node));
+    if !params.is_empty() {
+        path = format!("{path}?{}", params.join("&"));
     }
     let r = client.request(Method::PUT, &path, None).await?;
     if !r.is_success() {

@@ -42,7 +42,7 @@ pub(crate) struct RttArgs {
 /// Prints Consul's `Estimated a <-> b rtt: … ms (using LAN coordinates)`.
 pub(crate) async fn run(args: &RttArgs, client: &Client, out: &mut Output) -> anyhow::Result<ExitCode> {
     if args.wan {
-        bail!("WAN coordinates are not available: the WAN pool arrives with federation");
+        return wan(args, client, out).await;
     }
     let node2 = match &args.node2 {
         Some(n) => n.clone(),
@@ -68,6 +68,49 @@ pub(crate) async fn run(args: &RttArgs, client: &Client, out: &mut Output) -> an
         .with_context(|| format!("the coordinates of {:?} and {node2:?} are not comparable", args.node1))?;
     out.line(format!(
         "Estimated {} <-> {node2} rtt: {:.3} ms (using LAN coordinates)",
+        args.node1,
+        rtt.as_secs_f64() * 1000.0
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rtt -wan`: between two servers of the WAN pool, named `<node>.<datacenter>`.
+async fn wan(args: &RttArgs, client: &Client, out: &mut Output) -> anyhow::Result<ExitCode> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Area {
+        coordinates: Vec<CoordinateEntry>,
+    }
+    let node2 = match &args.node2 {
+        Some(n) => n.clone(),
+        None => {
+            let me = client.agent_self().await?;
+            if me["Config"]["Server"].as_bool() != Some(true) {
+                bail!("the agent is not a server: WAN coordinates are kept by servers (give both nodes)");
+            }
+            let node = me["Config"]["NodeName"].as_str().context("the agent did not report its node name")?;
+            let dc = me["Config"]["Datacenter"].as_str().context("the agent did not report its datacenter")?;
+            format!("{node}.{dc}")
+        }
+    };
+    let areas: Vec<Area> = client
+        .get_json("/v1/coordinate/datacenters")
+        .await?
+        .context("the agent has no /v1/coordinate/datacenters endpoint")?;
+    let entries: Vec<&CoordinateEntry> = areas.iter().flat_map(|a| a.coordinates.iter()).collect();
+    let find = |node: &str| -> anyhow::Result<&Coordinate> {
+        entries
+            .iter()
+            .find(|e| e.node == node)
+            .map(|e| &e.coord)
+            .with_context(|| format!("Could not find a WAN coordinate for node {node:?} (names are <node>.<datacenter>)"))
+    };
+    let (a, b) = (find(&args.node1)?, find(&node2)?);
+    let rtt = a
+        .checked_distance_to(b)
+        .with_context(|| format!("the coordinates of {:?} and {node2:?} are not comparable", args.node1))?;
+    out.line(format!(
+        "Estimated {} <-> {node2} rtt: {:.3} ms (using WAN coordinates)",
         args.node1,
         rtt.as_secs_f64() * 1000.0
     ))?;

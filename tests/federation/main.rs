@@ -198,6 +198,32 @@ async fn three_datacenters_forward_kv_dns_and_blocking_queries_over_mutual_tls()
     fed.shutdown().await;
 }
 
+/// Runs the `sekisho` binary against `addr`; returns the exit code and stdout + stderr.
+async fn cli(addr: &str, args: &[&str]) -> (i32, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sekisho"))
+        .args(args)
+        .arg(format!("-http-addr={addr}"))
+        .env_remove("CONSUL_HTTP_ADDR")
+        .env_remove("SEKISHO_HTTP_ADDR")
+        .output()
+        .await
+        .expect("sekisho runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// [`cli`] until it exits 0 (coordinates need a few gossip rounds), else its last answer.
+async fn eventually_cli(addr: &str, args: &[&str]) -> (i32, String) {
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let last = cli(addr, args).await;
+        if last.0 == 0 || tokio::time::Instant::now() >= end {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forwarded_call_fails_over_to_the_next_server_of_the_datacenter() {
     let mut fed = TestFederation::start(&["dc1", "dc2"], 3, 1, |_, _, _| {}).await;
@@ -206,11 +232,34 @@ async fn a_forwarded_call_fails_over_to_the_next_server_of_the_datacenter() {
     assert_eq!(r.status, 200, "{}", r.text());
     // Kill one dc2 server: forwarded calls keep working (the router moves on; WAN gossip
     // eventually marks it failed).
+    let dead = format!("{}.dc2", fed.dc("dc2").node(1).config.node_name);
     fed.dc_mut("dc2").kill(1).await;
     for i in 0..10 {
         let r = call(&from_dc1, Method::PUT, &format!("/v1/kv/fo{i}?dc=dc2"), Some("1".into())).await;
         assert_eq!(r.status, 200, "write {i} after a dc2 server died: {}", r.text());
     }
+
+    tracing::info!("--- the CLI's -wan forms");
+    let server0 = fed.dc("dc1").agent(0).http_addr().to_string();
+    let (code, out) = cli(&server0, &["members", "-wan"]).await;
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    assert!(lines.iter().all(|l| l.contains(".dc1 ") || l.contains(".dc2 ")), "{out}");
+    let me = format!("{}.dc1", fed.dc("dc1").node(0).config.node_name);
+    let other = format!("{}.dc2", fed.dc("dc2").node(0).config.node_name);
+    let (code, out) = eventually_cli(&server0, &["rtt", "-wan", &other]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("{other} <-> {me} rtt:")) && out.contains("using WAN coordinates"), "{out}");
+    let (code, out) = cli(&server0, &["rtt", "-wan", "nobody.dc9"]).await;
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = cli(&server0, &["force-leave", "-wan", "-prune", &dead]).await;
+    assert_eq!(code, 0, "{out}");
+    eventually(DEADLINE, "the pruned WAN member is gone", || async {
+        let (_, out) = cli(&server0, &["members", "-wan"]).await;
+        (!out.contains(&dead)).then_some(())
+    })
+    .await;
     // Cut dc2 off entirely: "No path to datacenter", and dc1 keeps serving its own data.
     fed.partition_dcs("dc1", "dc2");
     eventually(DEADLINE, "a cut-off datacenter answers 'No path to datacenter'", || async {
