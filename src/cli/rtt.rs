@@ -89,7 +89,8 @@ async fn wan(args: &RttArgs, client: &Client, out: &mut Output) -> anyhow::Resul
                 bail!("the agent is not a server: WAN coordinates are kept by servers (give both nodes)");
             }
             let node = me["Config"]["NodeName"].as_str().context("the agent did not report its node name")?;
-            let dc = me["Config"]["Datacenter"].as_str().context("the agent did not report its datacenter")?;
+            let dc =
+                me["Config"]["Datacenter"].as_str().context("the agent did not report its datacenter")?;
             format!("{node}.{dc}")
         }
     };
@@ -99,11 +100,9 @@ async fn wan(args: &RttArgs, client: &Client, out: &mut Output) -> anyhow::Resul
         .context("the agent has no /v1/coordinate/datacenters endpoint")?;
     let entries: Vec<&CoordinateEntry> = areas.iter().flat_map(|a| a.coordinates.iter()).collect();
     let find = |node: &str| -> anyhow::Result<&Coordinate> {
-        entries
-            .iter()
-            .find(|e| e.node == node)
-            .map(|e| &e.coord)
-            .with_context(|| format!("Could not find a WAN coordinate for node {node:?} (names are <node>.<datacenter>)"))
+        entries.iter().find(|e| e.node == node).map(|e| &e.coord).with_context(|| {
+            format!("Could not find a WAN coordinate for node {node:?} (names are <node>.<datacenter>)")
+        })
     };
     let (a, b) = (find(&args.node1)?, find(&node2)?);
     let rtt = a

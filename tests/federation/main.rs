@@ -250,7 +250,10 @@ async fn a_forwarded_call_fails_over_to_the_next_server_of_the_datacenter() {
     let other = format!("{}.dc2", fed.dc("dc2").node(0).config.node_name);
     let (code, out) = eventually_cli(&server0, &["rtt", "-wan", &other]).await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(&format!("{other} <-> {me} rtt:")) && out.contains("using WAN coordinates"), "{out}");
+    assert!(
+        out.contains(&format!("{other} <-> {me} rtt:")) && out.contains("using WAN coordinates"),
+        "{out}"
+    );
     let (code, out) = cli(&server0, &["rtt", "-wan", "nobody.dc9"]).await;
     assert_eq!(code, 1, "{out}");
     let (code, out) = cli(&server0, &["force-leave", "-wan", "-prune", &dead]).await;
@@ -275,5 +278,78 @@ async fn a_forwarded_call_fails_over_to_the_next_server_of_the_datacenter() {
         (r.status == 200 && r.text() == "1").then_some(())
     })
     .await;
+    fed.shutdown().await;
+}
+
+/// Registers `db` on node `node` at `addr` with its check `status`.
+async fn register_db(c: &TestCluster, node: &str, addr: &str, status: &str) {
+    let body = json!({
+        "Node": node, "Address": addr,
+        "Service": {"Service": "db", "Port": 5432},
+        "Check": {"CheckID": "db-check", "Name": "db", "ServiceID": "db", "Status": status},
+    });
+    let r = call(&http(c, CLIENT), Method::PUT, "/v1/catalog/register", Some(body)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_prepared_query_fails_over_to_the_nearest_datacenter_and_back() {
+    let fed = TestFederation::start(&["dc1", "dc2", "dc3"], 3, 1, |_, i, cfg| {
+        if i == CLIENT {
+            cfg.ports.dns = Some(0);
+        }
+    })
+    .await;
+    let (dc1, dc2, dc3) = (fed.dc("dc1"), fed.dc("dc2"), fed.dc("dc3"));
+    register_db(dc1, "db-1", "10.1.0.5", "passing").await;
+    register_db(dc2, "db-2", "10.2.0.5", "passing").await;
+    register_db(dc3, "db-3", "10.3.0.5", "passing").await;
+    // dc3 is near dc1, dc2 far.
+    fed.set_wan_delay("dc1", "dc2", Duration::from_millis(40));
+    fed.set_wan_delay("dc1", "dc3", Duration::from_millis(3));
+    let from_dc1 = http(dc1, CLIENT);
+    eventually(Duration::from_secs(60), "dc1 sees dc3 nearer than dc2", || async {
+        (datacenters(&from_dc1).await == ["dc1", "dc3", "dc2"]).then_some(())
+    })
+    .await;
+    let r = call(
+        &from_dc1,
+        Method::POST,
+        "/v1/query",
+        Some(json!({"Name": "db", "Service": {"Service": "db", "OnlyPassing": true, "Failover": {"NearestN": 1}}})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let execute = || async {
+        let r = call(&from_dc1, Method::GET, "/v1/query/db/execute", None).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = json_of(&r);
+        let nodes: Vec<String> = v["Nodes"]
+            .as_array()
+            .expect("Nodes")
+            .iter()
+            .filter_map(|n| n["Node"]["Node"].as_str().map(str::to_owned))
+            .collect();
+        (v["Datacenter"].as_str().unwrap_or_default().to_owned(), nodes, v["Failovers"].as_u64().unwrap_or(0))
+    };
+    assert_eq!(execute().await, ("dc1".to_owned(), vec!["db-1".to_owned()], 0), "local first");
+
+    tracing::info!("--- the local instance fails: the nearest datacenter answers");
+    register_db(dc1, "db-1", "10.1.0.5", "critical").await;
+    assert_eq!(execute().await, ("dc3".to_owned(), vec!["db-3".to_owned()], 1));
+    let dns_addr = dc1.agent(CLIENT).dns_addr().expect("DNS");
+    let m = dns(dns_addr, "db.query.consul.", RecordType::A).await;
+    assert_eq!(a_records(&m), vec!["10.3.0.5"], "DNS follows the failover: {m:?}");
+
+    tracing::info!("--- NearestN: 1 stops at the nearest: with dc3 down too, nothing");
+    register_db(dc3, "db-3", "10.3.0.5", "critical").await;
+    let (_, nodes, failovers) = execute().await;
+    assert!(nodes.is_empty() && failovers == 1, "{nodes:?} after {failovers} failovers");
+
+    tracing::info!("--- recovery: back to the local instance");
+    register_db(dc1, "db-1", "10.1.0.5", "passing").await;
+    assert_eq!(execute().await, ("dc1".to_owned(), vec!["db-1".to_owned()], 0));
+    let m = dns(dns_addr, "db.query.consul.", RecordType::A).await;
+    assert_eq!(a_records(&m), vec!["10.1.0.5"]);
     fed.shutdown().await;
 }
