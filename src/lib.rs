@@ -31,6 +31,7 @@ pub mod event;
 pub mod exec;
 pub mod filter;
 pub mod fsm;
+pub mod gateway;
 pub mod gossip;
 pub mod http;
 pub mod local;

@@ -194,6 +194,14 @@ impl Agent {
         };
         crate::telemetry::configure(retention);
         let tls = crate::tls::AgentTls::load(&cfg).map_err(|e| AgentError::Tls(e.to_string()))?;
+        if wan::gateways(&cfg).is_some() && tls.as_ref().is_none_or(|t| t.rpc_client().is_none()) {
+            return Err(AgentError::Tls(
+                "federation through gateways (federation_gateways / primary_gateways) needs TLS on \
+                 server RPC: gateways route by the TLS server name. Set tls.defaults (ca_file, \
+                 cert_file, key_file, verify_outgoing = true)"
+                    .into(),
+            ));
+        }
         let lcfg = local_config(&cfg);
         local::parse_config(&lcfg, &cfg.services, &cfg.checks).map_err(AgentError::Definitions)?;
         let watch_specs = config_watches(&cfg)?;
@@ -344,6 +352,9 @@ impl Agent {
             };
             let node = cfg.node_name.clone();
             tasks.spawn(coordinate::run(server.clone(), gossip.clone(), node, rate, stop_http.clone()));
+        }
+        if wan::gateways(&cfg).is_some() {
+            tasks.spawn(wan::via_gateways(server.clone(), cfg.clone(), stop_http.clone()));
         }
         if let Some(w) = &wan {
             tasks.spawn(wan::track(server.clone(), w.clone(), stop_http.clone()));

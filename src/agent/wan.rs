@@ -25,12 +25,24 @@ pub fn wan_name(node: &str, dc: &str) -> String {
     format!("{node}.{dc}")
 }
 
-/// Starts the WAN pool member of a server; `None` on client agents or with `ports.serf_wan = -1`.
+/// The gateways a server federates through (`federation_gateways`, else
+/// `primary_gateways`); `None`: classic federation over the WAN pool.
+pub(super) fn gateways(cfg: &RuntimeConfig) -> Option<Vec<String>> {
+    let g = if cfg.federation_gateways.is_empty() { &cfg.primary_gateways } else { &cfg.federation_gateways };
+    (cfg.server && !g.is_empty()).then(|| g.clone())
+}
+
+/// Starts the WAN pool member of a server; `None` on client agents, with
+/// `ports.serf_wan = -1`, or when the server federates through gateways.
 pub(super) async fn start(
     cfg: &RuntimeConfig,
     tuning: &Tuning,
     rpc_port: u16,
 ) -> Result<Option<Gossip>, AgentError> {
+    if let Some(g) = gateways(cfg) {
+        tracing::info!(gateways = ?g, "federating through gateways: no WAN gossip pool");
+        return Ok(None);
+    }
     let Some(port) = cfg.ports.serf_wan.filter(|_| cfg.server) else { return Ok(None) };
     let bind = SocketAddr::new(cfg.bind_addr, port);
     let mut g = GossipConfig::new(wan_name(&cfg.node_name, &cfg.datacenter), bind);
@@ -93,6 +105,54 @@ pub(super) async fn track(server: Server, wan: Gossip, stop: CancellationToken) 
             _ = stop.cancelled() => return,
             _ = events.recv() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// How often a server federating through gateways reports to the primary and pings the
+/// other datacenters.
+const GATEWAY_SYNC: Duration = Duration::from_secs(1);
+
+/// Gateway federation, in place of the WAN pool: report this datacenter's gateways to the
+/// primary, learn the others', ping each through the gateways (health and RTT), and keep
+/// the router pointing every other datacenter at the gateways.
+///
+/// ```text
+///  every second: federation_sync_with_primary(dc, gateways) ─► [dc1, dc2, dc3] (kept on error)
+///      ─► ping server.<dc>.<domain> via each gateway ─► alive, RTT (smoothed) ─► router
+/// ```
+pub(super) async fn via_gateways(server: Server, cfg: RuntimeConfig, stop: CancellationToken) {
+    let Some(gateways) = gateways(&cfg) else { return };
+    let me = crate::state::FederationState {
+        datacenter: cfg.datacenter.clone(),
+        gateways: cfg.federation_gateways.clone(),
+    };
+    let mut known: std::collections::BTreeSet<String> = [cfg.primary_datacenter.clone()].into();
+    let mut rtts: std::collections::HashMap<String, Duration> = std::collections::HashMap::new();
+    server.set_gateway_view(&gateways, vec![(cfg.primary_datacenter.clone(), true, None)]);
+    loop {
+        match server.federation_sync_with_primary(me.clone()).await {
+            Ok(states) => known.extend(states.into_iter().map(|s| s.datacenter)),
+            Err(e) => tracing::debug!("gateway federation: the primary did not answer: {e}"),
+        }
+        let mut view = Vec::new();
+        for dc in known.iter().filter(|dc| **dc != cfg.datacenter) {
+            match server.ping_dc_via(dc, &gateways, Duration::from_secs(2)).await {
+                Ok(rtt) => {
+                    let smooth = rtts.get(dc).map_or(rtt, |old| (*old * 3 + rtt) / 4);
+                    rtts.insert(dc.clone(), smooth);
+                    view.push((dc.clone(), true, Some(smooth)));
+                }
+                Err(e) => {
+                    tracing::debug!(dc, "gateway federation: no answer through the gateways: {e}");
+                    view.push((dc.clone(), false, rtts.get(dc).copied()));
+                }
+            }
+        }
+        server.set_gateway_view(&gateways, view);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(GATEWAY_SYNC) => {}
         }
     }
 }

@@ -243,7 +243,7 @@ fn hangup_signals() -> anyhow::Result<tokio::sync::mpsc::Receiver<()>> {
 }
 
 /// Resolves on Ctrl-C (`interrupt`) or SIGTERM (`terminated`).
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
+pub(super) async fn shutdown_signal() -> anyhow::Result<&'static str> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -261,7 +261,7 @@ async fn shutdown_signal() -> anyhow::Result<&'static str> {
 }
 
 /// Logs to stderr at the configured level. `RUST_LOG`, when set, wins.
-fn init_tracing(log_level: &str) {
+pub(super) fn init_tracing(log_level: &str) {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::prelude::*;
     let level = match log_level.to_ascii_lowercase().as_str() {

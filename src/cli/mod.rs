@@ -17,6 +17,7 @@ mod argv;
 mod catalog;
 mod event;
 mod exec;
+mod gateway;
 mod http;
 mod info;
 mod join;
@@ -83,6 +84,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Agent(agent::AgentArgs),
+    Gateway(gateway::GatewayArgs),
     #[command(flatten)]
     Api(ApiCommand),
     Pki(pki::PkiArgs),
@@ -134,6 +136,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Agent(args) => agent::main(args),
+        Command::Gateway(args) => gateway::main(args),
         Command::Pki(args) => pki::main(args),
         Command::Tls(args) => pki::tls_main(args),
         Command::Api(command) => run_api_command(command),

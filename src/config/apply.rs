@@ -218,6 +218,8 @@ fn apply_collections(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<(), Conf
         "retry_join" => rt.retry_join.extend(at.strings(v)?),
         // `start_join_wan` (removed in Consul 1.15) joined once at start; retrying is safer.
         "retry_join_wan" | "start_join_wan" => rt.retry_join_wan.extend(at.strings(v)?),
+        "federation_gateways" => rt.federation_gateways.extend(at.strings(v)?),
+        "primary_gateways" => rt.primary_gateways.extend(at.strings(v)?),
         "translate_wan_addrs" => rt.translate_wan_addrs = at.bool(v)?,
         "recursors" => {
             for r in at.strings(v)? {

@@ -153,6 +153,8 @@ fn defaults() -> RuntimeConfig {
         retry_join_wan: Vec::new(),
         advertise_addr_wan: None,
         translate_wan_addrs: false,
+        federation_gateways: Vec::new(),
+        primary_gateways: Vec::new(),
     }
 }
 

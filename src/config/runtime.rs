@@ -112,6 +112,13 @@ pub struct RuntimeConfig {
     pub advertise_addr_wan: Option<IpAddr>,
     /// `translate_wan_addrs`: answer other datacenters' nodes with their WAN address.
     pub translate_wan_addrs: bool,
+    /// `federation_gateways` (beyond Consul): this datacenter's gateways. When set (or
+    /// `primary_gateways`), servers federate through gateways only: no WAN gossip, every
+    /// cross-DC RPC goes to a gateway with TLS SNI `server.<dc>.<domain>`.
+    pub federation_gateways: Vec<String>,
+    /// `primary_gateways`: the primary datacenter's gateways (used when
+    /// `federation_gateways` is empty).
+    pub primary_gateways: Vec<String>,
 }
 
 /// `dns_config` (Consul's keys and defaults, except `enable_truncate`, see below).

@@ -53,6 +53,8 @@ pub enum Command {
     Acl(AclOp),
     /// A prepared-query create, update or delete.
     PreparedQuery(QueryOp),
+    /// Records a datacenter's gateways (gateway federation, in the primary).
+    FederationStateSet(crate::state::FederationState),
 }
 
 /// The result of applying a [`Command`].
@@ -97,6 +99,11 @@ pub fn apply(st: &mut Store, idx: u64, cmd: &Command, now: Instant) -> Response 
         Command::AutoEncryptCaSet(ca) => Response::Bool(auto_encrypt_ca_set(st, ca)),
         Command::Acl(op) => Response::Acl(acl_apply(st, idx, op)),
         Command::PreparedQuery(op) => atomic(st, |st| query_apply(st, idx, op)),
+        Command::FederationStateSet(fs) => {
+            let changed = st.federation_states.get(&fs.datacenter) != Some(fs);
+            st.federation_states.insert(fs.datacenter.clone(), fs.clone());
+            Response::Bool(changed)
+        }
         Command::CoordinateBatchUpdate(updates) => {
             coordinate_batch_update(st, idx, updates);
             Response::None

@@ -34,6 +34,8 @@ struct Plan {
     isolated: HashSet<IpAddr>,
     /// Extra delay of messages between two sets of addresses, either way (a WAN link).
     link_delays: Vec<(HashSet<IpAddr>, HashSet<IpAddr>, Duration)>,
+    /// Links cut between two sets of addresses, either way.
+    cut_links: Vec<(HashSet<IpAddr>, HashSet<IpAddr>)>,
 }
 
 /// A shared, adjustable set of network faults.
@@ -92,6 +94,12 @@ impl Faults {
         }
     }
 
+    /// Cuts every link between an address of `a` and one of `b` (either way); other links
+    /// stay as they are. [`Faults::heal`] restores them.
+    pub fn cut_link(&self, a: &[IpAddr], b: &[IpAddr]) {
+        self.plan.write().cut_links.push((a.iter().copied().collect(), b.iter().copied().collect()));
+    }
+
     /// Cuts `addr` off from every other address (or reconnects it).
     pub fn isolate(&self, addr: IpAddr, isolated: bool) {
         let mut p = self.plan.write();
@@ -114,6 +122,12 @@ impl Faults {
         let group = |a: &IpAddr| p.groups.iter().position(|g| g.contains(a));
         if let (Some(a), Some(b)) = (group(&from), group(&to))
             && a != b
+        {
+            return Verdict::Drop;
+        }
+        if p.cut_links
+            .iter()
+            .any(|(a, b)| (a.contains(&from) && b.contains(&to)) || (b.contains(&from) && a.contains(&to)))
         {
             return Verdict::Drop;
         }
@@ -184,5 +198,9 @@ mod tests {
         assert_eq!(f.verdict(a, c), Verdict::Deliver(Duration::from_millis(30)), "replaced, not added");
         f.set_link_delay(&[c], &[a, b], Duration::ZERO);
         assert_eq!(f.verdict(a, c), Verdict::Deliver(Duration::ZERO));
+        f.cut_link(&[a], &[c]);
+        assert!(!f.allows(a, c) && !f.allows(c, a) && f.allows(a, b) && f.allows(b, c));
+        f.heal();
+        assert!(f.allows(a, c));
     }
 }

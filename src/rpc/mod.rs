@@ -195,9 +195,11 @@ impl RpcClient {
         let (status, body) = tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| unreachable(format!("no answer within {timeout:?}")))??;
-        // The answer crosses the network too.
-        if self.fault(target.ip()).is_none() {
-            return Err(unreachable("answer dropped (fault injection)".into()));
+        // The answer crosses the network too (a round trip takes twice an injected delay).
+        match self.fault(target.ip()) {
+            None => return Err(unreachable("answer dropped (fault injection)".into())),
+            Some(d) if !d.is_zero() => tokio::time::sleep(d).await,
+            Some(_) => {}
         }
         match status {
             StatusCode::OK => Ok(body),

@@ -878,6 +878,7 @@ fn write_timer(cmd: &Command) -> Option<telemetry::Timer> {
         | Command::CoordinateBatchUpdate(_)
         | Command::AutoEncryptCaSet(_)
         | Command::PreparedQuery(_)
+        | Command::FederationStateSet(_)
         | Command::Acl(_) => {
             return None;
         }

@@ -81,8 +81,20 @@ const CLIENT_PATHS: &[&str] = &[
 
 /// What a server of another datacenter may call: forwarded API requests, DNS reads, token
 /// resolution and ACL replication from the primary. Never Raft, writes or membership.
-const REMOTE_SERVER_PATHS: &[&str] =
-    &[HTTP, DNS_NODE, DNS_INSTANCES, DNS_NODES_BY_ADDR, PING, ACL_RESOLVE, crate::acl::REPLICATE_PATH];
+const REMOTE_SERVER_PATHS: &[&str] = &[
+    HTTP,
+    DNS_NODE,
+    DNS_INSTANCES,
+    DNS_NODES_BY_ADDR,
+    PING,
+    ACL_RESOLVE,
+    crate::acl::REPLICATE_PATH,
+    FEDERATION_SYNC,
+];
+
+/// Gateway federation: a datacenter reports its gateways to the primary and learns the
+/// others' ([`Server::federation_sync`]).
+pub(super) const FEDERATION_SYNC: &str = "/rpc/v1/federation/sync";
 
 /// Whether `peer` may call `path`.
 fn authorize(peer: Peer, path: &str, server: &Server) -> Result<(), RpcError> {
@@ -170,6 +182,10 @@ async fn dispatch(server: &Server, path: &str, body: &Bytes) -> HandlerResult {
         DNS_NODE | DNS_INSTANCES | DNS_NODES_BY_ADDR => crate::dns::serve_rpc(server, path, body),
         DNS_DC => crate::dns::serve_dc_rpc(server, body).await,
         crate::acl::REPLICATE_PATH => crate::acl::replication::serve(server, body).await,
+        FEDERATION_SYNC => {
+            let fs: crate::state::FederationState = rpc::decode(body)?;
+            rpc::encode(&server.federation_sync(fs).await.map_err(|e| e.to_string()))
+        }
         crate::acl::replication::STATUS_PATH => {
             let cfg = server.config();
             if !server.is_leader() && cfg.datacenter != cfg.primary_datacenter {

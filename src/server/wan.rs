@@ -15,6 +15,7 @@ use sekisho_wan::coordinate::Coordinate;
 use sekisho_wan::router::Router;
 
 use super::{Error, ProxyRequest, ProxyResponse, Server};
+use crate::state::FederationState;
 
 /// A server of some datacenter, as WAN gossip shows it.
 pub use sekisho_wan::router::ServerInfo as WanServer;
@@ -29,6 +30,11 @@ pub(super) struct WanView {
     coords: HashMap<(String, String), Coordinate>,
     /// Whether a WAN pool feeds this view (servers with `ports.serf_wan`).
     enabled: bool,
+    /// Gateway federation: measured RTT to each other datacenter (through the gateways);
+    /// used for ordering in place of WAN coordinates.
+    rtts: HashMap<String, Duration>,
+    /// Gateway federation is on.
+    via_gateways: bool,
 }
 
 impl WanView {
@@ -38,6 +44,8 @@ impl WanView {
             local: None,
             coords: HashMap::new(),
             enabled: false,
+            rtts: HashMap::new(),
+            via_gateways: false,
         }
     }
 }
@@ -60,9 +68,56 @@ impl Server {
         w.enabled = true;
     }
 
+    /// Gateway federation: every other datacenter is reached through `gateways` (this
+    /// datacenter's gateways); `dcs` are the datacenters known, each with whether it answered
+    /// and its measured RTT.
+    pub fn set_gateway_view(&self, gateways: &[String], dcs: Vec<(String, bool, Option<Duration>)>) {
+        let local_dc = self.inner.cfg.datacenter.clone();
+        let mut servers = Vec::new();
+        let mut rtts = HashMap::new();
+        for (dc, alive, rtt) in dcs.into_iter().filter(|(dc, ..)| *dc != local_dc) {
+            for (i, g) in gateways.iter().enumerate() {
+                servers.push(WanServer {
+                    name: format!("gateway-{i}"),
+                    dc: dc.clone(),
+                    rpc_addr: g.clone(),
+                    alive,
+                });
+            }
+            if let Some(rtt) = rtt {
+                rtts.insert(dc, rtt);
+            }
+        }
+        let mut w = self.inner.wan.write();
+        w.router.set_members(servers);
+        w.rtts = rtts;
+        w.via_gateways = true;
+        w.enabled = true;
+    }
+
+    /// Whether this server federates through gateways.
+    pub fn federates_via_gateways(&self) -> bool {
+        self.inner.wan.read().via_gateways
+    }
+
     /// Known datacenters, nearest first (the local one first, then by median WAN RTT).
     pub fn datacenters_by_distance(&self) -> Vec<String> {
         let w = self.inner.wan.read();
+        if w.via_gateways {
+            let mut measured: Vec<(Duration, String)> = Vec::new();
+            let mut rest = Vec::new();
+            for dc in w.router.datacenters().into_iter().filter(|dc| *dc != self.inner.cfg.datacenter) {
+                match w.rtts.get(&dc) {
+                    Some(r) => measured.push((*r, dc)),
+                    None => rest.push(dc),
+                }
+            }
+            measured.sort();
+            let mut out = vec![self.inner.cfg.datacenter.clone()];
+            out.extend(measured.into_iter().map(|(_, dc)| dc));
+            out.extend(rest);
+            return out;
+        }
         w.router.datacenters_by_distance(w.local.as_ref(), |dc, name| {
             w.coords.get(&(dc.to_owned(), name.to_owned())).cloned()
         })
@@ -88,6 +143,9 @@ impl Server {
     /// The median estimated RTT from this server to `dc`'s servers (`None` without coordinates).
     pub fn median_rtt(&self, dc: &str) -> Option<Duration> {
         let w = self.inner.wan.read();
+        if w.via_gateways {
+            return w.rtts.get(dc).copied();
+        }
         let local = w.local.as_ref()?;
         w.router.median_rtt(dc, local, |dc, name| w.coords.get(&(dc.to_owned(), name.to_owned())).cloned())
     }
@@ -140,6 +198,61 @@ impl Server {
             return Ok(hook(req).await);
         }
         self.call_dc(dc, super::rpc::HTTP, &req, timeout).await
+    }
+}
+
+impl Server {
+    /// On a server of the primary: records `fs` (through Raft, only when it changed) and
+    /// returns every datacenter's gateways.
+    pub async fn federation_sync(&self, fs: FederationState) -> Result<Vec<FederationState>, Error> {
+        let cfg = &self.inner.cfg;
+        if cfg.datacenter != cfg.primary_datacenter {
+            return Err(Error::BadRequest(format!("{} is not the primary datacenter", cfg.datacenter)));
+        }
+        let known = self.state().read(|s| s.federation_states.get(&fs.datacenter).cloned());
+        if known.as_ref() != Some(&fs) {
+            self.write(crate::fsm::Command::FederationStateSet(fs)).await?;
+            self.catch_up().await?;
+        }
+        Ok(self.state().read(|s| s.federation_states.values().cloned().collect()))
+    }
+
+    /// Reports this datacenter's gateways to the primary (here, or through the gateways)
+    /// and returns every datacenter's.
+    pub async fn federation_sync_with_primary(
+        &self,
+        fs: FederationState,
+    ) -> Result<Vec<FederationState>, Error> {
+        let primary = self.inner.cfg.primary_datacenter.clone();
+        if primary == self.inner.cfg.datacenter {
+            return self.federation_sync(fs).await;
+        }
+        let r: Result<Vec<FederationState>, String> =
+            self.call_dc(&primary, super::rpc::FEDERATION_SYNC, &fs, Duration::from_secs(5)).await?;
+        r.map_err(Error::Internal)
+    }
+
+    /// Pings a server of `dc` through the first of `gateways` that answers; the round trip.
+    pub async fn ping_dc_via(
+        &self,
+        dc: &str,
+        gateways: &[String],
+        timeout: Duration,
+    ) -> Result<Duration, Error> {
+        let mut last = Error::NoPathToDatacenter(dc.to_owned());
+        for g in gateways {
+            let t = std::time::Instant::now();
+            match self
+                .inner
+                .client
+                .call_dc::<_, serde::de::IgnoredAny>(dc, g, super::rpc::PING, &(), timeout)
+                .await
+            {
+                Ok(_) => return Ok(t.elapsed()),
+                Err(e) => last = Error::Internal(e.to_string()),
+            }
+        }
+        Err(last)
     }
 }
 

@@ -25,7 +25,7 @@ pub mod types;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
-pub use store::{Store, Table};
+pub use store::{FederationState, Store, Table};
 
 /// The shared, watched state store.
 #[derive(Debug)]

@@ -111,6 +111,10 @@ pub struct Store {
     /// Prepared queries by ID.
     #[serde(default)]
     pub(crate) queries: BTreeMap<String, PreparedQuery>,
+    /// Gateway federation: each datacenter's gateways, as its servers reported them to the
+    /// primary (Consul's federation states).
+    #[serde(default)]
+    pub(crate) federation_states: BTreeMap<String, FederationState>,
     /// Lock-delay expirations per key: local wall-clock state, never replicated (as in Consul).
     #[serde(skip)]
     pub(crate) lock_delays: HashMap<String, Instant>,
@@ -118,6 +122,15 @@ pub struct Store {
     undo: Option<Vec<Undo>>,
     #[serde(skip)]
     pub(crate) touched: BTreeSet<Table>,
+}
+
+/// One datacenter's entry in the gateway federation table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederationState {
+    /// The datacenter.
+    pub datacenter: String,
+    /// Its gateways' WAN addresses.
+    pub gateways: Vec<String>,
 }
 
 /// Two stores are equal when their replicated contents are; local state (lock-delays, an
@@ -136,6 +149,7 @@ impl PartialEq for Store {
             && self.auto_encrypt_ca == o.auto_encrypt_ca
             && self.acl == o.acl
             && self.queries == o.queries
+            && self.federation_states == o.federation_states
     }
 }
 
@@ -225,6 +239,7 @@ impl Store {
             auto_encrypt_ca: from.auto_encrypt_ca.clone(),
             acl: from.acl.clone(),
             queries: from.queries.clone(),
+            federation_states: from.federation_states.clone(),
             lock_delays: std::mem::take(&mut self.lock_delays),
             undo: None,
             touched: BTreeSet::new(),

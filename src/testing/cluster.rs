@@ -13,7 +13,7 @@ use crate::config::RuntimeConfig;
 use crate::net::fault::Faults;
 
 /// A fresh loopback address per node, unique within the process (127.0.0.1 is left alone).
-fn next_ip() -> IpAddr {
+pub(super) fn next_ip() -> IpAddr {
     static NEXT: AtomicU32 = AtomicU32::new(1 << 8);
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);

@@ -193,6 +193,6 @@ async fn rtt_prints_the_estimate_between_two_nodes_or_to_the_agent() {
     let run = sekisho_at(&agent, &["rtt", "web-z"]).await.expect_code(1);
     assert!(run.stderr.contains("Could not find a coordinate for node \"web-z\""), "{run:#?}");
     sekisho_at(&agent, &["rtt"]).await.expect_code(2);
-    let run = sekisho_at(&agent, &["rtt", "-wan", "dc2"]).await.expect_code(1);
-    assert!(run.stderr.contains("WAN coordinates are not available"), "{run:#?}");
+    let run = sekisho_at(&agent, &["rtt", "-wan", "web-a.dc2"]).await.expect_code(1);
+    assert!(run.stderr.contains("Could not find a WAN coordinate for node \"web-a.dc2\""), "{run:#?}");
 }

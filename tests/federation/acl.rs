@@ -1,15 +1,13 @@
 //! ACLs across datacenters: three datacenters with mutual TLS and `default_policy = "deny"`;
 //! dc1 is the primary, dc2 and dc3 replicate its policies, roles and global tokens.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::Method;
-use sekisho::testing::pki::TestPki;
-use sekisho::testing::{TestCluster, TestFederation, eventually, poll_until};
+use sekisho::testing::{TestCluster, eventually, poll_until};
 use serde_json::{Value, json};
 
-use super::{CLIENT, DEADLINE, call, json_of, mtls};
+use super::{CLIENT, DEADLINE, call, json_of};
 use sekisho::client::{Client, ClientConfig, Response};
 
 const ROOT: &str = "5f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f";
@@ -42,7 +40,7 @@ async fn token_for(root: &Client, policy: &str) -> String {
     json_of(&r)["SecretID"].as_str().expect("SecretID").to_owned()
 }
 
-async fn replication(c: &Client) -> Value {
+async fn replication_status(c: &Client) -> Value {
     let r = call(c, Method::GET, "/v1/acl/replication", None).await;
     assert_eq!(r.status, 200, "{}", r.text());
     json_of(&r)
@@ -54,14 +52,17 @@ fn lag(r: &Response) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tokens_and_policies_replicate_from_the_primary_and_survive_a_partition() {
+    replication(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn through_gateways_tokens_and_policies_replicate_and_survive_a_partition() {
+    replication(true).await;
+}
+
+async fn replication(gateways: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki = Arc::new(TestPki::new(dir.path()));
-    let p = pki.clone();
-    let fed = TestFederation::start(&["dc1", "dc2", "dc3"], 3, 1, move |dc, i, cfg| {
-        mtls(&p, dc, i, cfg);
-        cfg.acl = acl_config(dc);
-    })
-    .await;
+    let fed = super::federation(gateways, dir.path(), |dc, _, cfg| cfg.acl = acl_config(dc)).await;
     let (dc1, dc2, dc3) = (fed.dc("dc1"), fed.dc("dc2"), fed.dc("dc3"));
     let root1 = with_token(dc1, CLIENT, ROOT);
     let root2 = with_token(dc2, CLIENT, ROOT);
@@ -101,7 +102,7 @@ async fn tokens_and_policies_replicate_from_the_primary_and_survive_a_partition(
     tracing::info!("--- the status shows the replicated index");
     let status = eventually(DEADLINE, "dc2 reports the primary's ACL index", || async {
         let primary = call(&root1, Method::GET, "/v1/acl/tokens", None).await.index()?;
-        let s = replication(&root2).await;
+        let s = replication_status(&root2).await;
         (s["ReplicatedIndex"].as_u64()? >= primary).then_some(s)
     })
     .await;
@@ -111,7 +112,7 @@ async fn tokens_and_policies_replicate_from_the_primary_and_survive_a_partition(
     assert_eq!(status["ReplicationType"], "tokens");
     assert!(status["ReplicatedTokenIndex"].as_u64().unwrap_or(0) > 0, "{status}");
     assert_ne!(status["LastSuccess"], "0001-01-01T00:00:00Z");
-    let primary_status = replication(&root1).await;
+    let primary_status = replication_status(&root1).await;
     assert_eq!(primary_status["Enabled"], false, "the primary does not replicate: {primary_status}");
 
     tracing::info!("--- a policy change propagates");
@@ -167,7 +168,7 @@ async fn tokens_and_policies_replicate_from_the_primary_and_survive_a_partition(
     assert_eq!(kv_put(&t2, "app2/during").await, 200, "a replicated token works while the primary is away");
     let lagging = eventually(Duration::from_secs(30), "dc2 reports replication lag", || async {
         let r = call(&root2, Method::GET, "/v1/acl/policies", None).await;
-        let s = replication(&root2).await;
+        let s = replication_status(&root2).await;
         (lag(&r)? > 0 && !s["LastErrorMessage"].as_str()?.is_empty()).then_some(s)
     })
     .await;
@@ -182,7 +183,7 @@ async fn tokens_and_policies_replicate_from_the_primary_and_survive_a_partition(
     .await;
 
     tracing::info!("--- heal: dc2 catches up");
-    fed.faults.heal();
+    fed.heal();
     let u2 = with_token(dc2, CLIENT, &unseen);
     eventually(Duration::from_secs(40), "dc2 catches up after the partition heals", || async {
         (kv_put(&u2, "app2/after").await == 200).then_some(())

@@ -2,7 +2,6 @@
 //! one WAN pool, every link through the shared fault set.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -95,13 +94,39 @@ async fn datacenters(c: &Client) -> Vec<String> {
         .expect("list")
 }
 
+/// Three datacenters (dc1 the primary) of 3 servers + 1 client agent with mutual TLS,
+/// federated over the WAN pool or, with `gateways`, only through federation gateways.
+pub(crate) async fn federation(
+    gateways: bool,
+    dir: &std::path::Path,
+    tune: impl Fn(&str, usize, &mut sekisho::config::RuntimeConfig),
+) -> TestFederation {
+    let pki = TestPki::new(dir);
+    let t = |dc: &str, i: usize, cfg: &mut sekisho::config::RuntimeConfig| {
+        mtls(&pki, dc, i, cfg);
+        tune(dc, i, cfg);
+    };
+    let dcs = ["dc1", "dc2", "dc3"];
+    if gateways {
+        TestFederation::start_via_gateways(&dcs, 3, 1, t).await
+    } else {
+        TestFederation::start(&dcs, 3, 1, t).await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_datacenters_forward_kv_dns_and_blocking_queries_over_mutual_tls() {
+    forwarding(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_through_gateways_three_datacenters_forward_kv_dns_and_blocking_queries() {
+    forwarding(true).await;
+}
+
+async fn forwarding(gateways: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki = Arc::new(TestPki::new(dir.path()));
-    let p = pki.clone();
-    let fed =
-        TestFederation::start(&["dc1", "dc2", "dc3"], 3, 1, move |dc, i, cfg| mtls(&p, dc, i, cfg)).await;
+    let fed = federation(gateways, dir.path(), |_, _, _| {}).await;
     let (dc1, dc2, dc3) = (fed.dc("dc1"), fed.dc("dc2"), fed.dc("dc3"));
     for c in [dc1, dc2, dc3] {
         c.wait_leader(DEADLINE).await;
@@ -190,11 +215,19 @@ async fn three_datacenters_forward_kv_dns_and_blocking_queries_over_mutual_tls()
     let names: Vec<&str> =
         coords.as_array().expect("list").iter().filter_map(|d| d["Datacenter"].as_str()).collect();
     assert_eq!(names.len(), 3, "{coords}");
-    let members = json_of(&call(&http(dc1, 0), Method::GET, "/v1/agent/members?wan", None).await);
-    let wan_names: Vec<&str> =
-        members.as_array().expect("list").iter().filter_map(|m| m["Name"].as_str()).collect();
-    assert_eq!(wan_names.len(), 9, "{wan_names:?}");
-    assert!(wan_names.iter().all(|n| n.ends_with(".dc1") || n.ends_with(".dc2") || n.ends_with(".dc3")));
+    if gateways {
+        let (a, b) = (fed.ips("dc1")[0], fed.ips("dc2")[0]);
+        assert!(!fed.faults.allows(a, b), "the fabric lets datacenters meet only at the gateways");
+        let g = fed.gateway("dc2").stats();
+        let routed = g.local.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(routed > 0, "dc2's gateway carried the traffic");
+    } else {
+        let members = json_of(&call(&http(dc1, 0), Method::GET, "/v1/agent/members?wan", None).await);
+        let wan_names: Vec<&str> =
+            members.as_array().expect("list").iter().filter_map(|m| m["Name"].as_str()).collect();
+        assert_eq!(wan_names.len(), 9, "{wan_names:?}");
+        assert!(wan_names.iter().all(|n| n.ends_with(".dc1") || n.ends_with(".dc2") || n.ends_with(".dc3")));
+    }
     fed.shutdown().await;
 }
 
@@ -272,7 +305,7 @@ async fn a_forwarded_call_fails_over_to_the_next_server_of_the_datacenter() {
     .await;
     let r = call(&from_dc1, Method::PUT, "/v1/kv/local", Some("1".into())).await;
     assert_eq!(r.status, 200);
-    fed.faults.heal();
+    fed.heal();
     eventually(Duration::from_secs(30), "forwarding resumes after the partition heals", || async {
         let r = call(&from_dc1, Method::GET, "/v1/kv/fo?dc=dc2&raw", None).await;
         (r.status == 200 && r.text() == "1").then_some(())
@@ -294,12 +327,17 @@ async fn register_db(c: &TestCluster, node: &str, addr: &str, status: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_prepared_query_fails_over_to_the_nearest_datacenter_and_back() {
-    let fed = TestFederation::start(&["dc1", "dc2", "dc3"], 3, 1, |_, i, cfg| {
-        if i == CLIENT {
-            cfg.ports.dns = Some(0);
-        }
-    })
-    .await;
+    prepared_query_failover(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn through_gateways_a_prepared_query_fails_over_to_the_nearest_datacenter_and_back() {
+    prepared_query_failover(true).await;
+}
+
+async fn prepared_query_failover(gateways: bool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fed = federation(gateways, dir.path(), |_, _, _| {}).await;
     let (dc1, dc2, dc3) = (fed.dc("dc1"), fed.dc("dc2"), fed.dc("dc3"));
     register_db(dc1, "db-1", "10.1.0.5", "passing").await;
     register_db(dc2, "db-2", "10.2.0.5", "passing").await;
@@ -308,8 +346,11 @@ async fn a_prepared_query_fails_over_to_the_nearest_datacenter_and_back() {
     fed.set_wan_delay("dc1", "dc2", Duration::from_millis(40));
     fed.set_wan_delay("dc1", "dc3", Duration::from_millis(3));
     let from_dc1 = http(dc1, CLIENT);
-    eventually(Duration::from_secs(60), "dc1 sees dc3 nearer than dc2", || async {
-        (datacenters(&from_dc1).await == ["dc1", "dc3", "dc2"]).then_some(())
+    // Every dc1 server (any may run the query) sees dc3 nearer.
+    eventually(Duration::from_secs(60), "every dc1 server sees dc3 nearer than dc2", || async {
+        (0..CLIENT)
+            .all(|i| dc1.agent(i).server().datacenters_by_distance() == ["dc1", "dc3", "dc2"])
+            .then_some(())
     })
     .await;
     let r = call(

@@ -9,9 +9,12 @@
 //!   datacenters sorted by median RTT.
 //! - [`replication`]: the cursor (index, backoff, status, lag) and diff of a secondary
 //!   datacenter's pull of the primary's ACL objects.
+//! - [`gateway`]: federation gateways: the SNI of a TLS ClientHello, what it names, and the
+//!   routing table (this datacenter's servers, other datacenters' gateways).
 #![warn(missing_docs)]
 
 pub mod coordinate;
+pub mod gateway;
 pub mod replication;
 pub mod router;
 
