@@ -126,7 +126,9 @@ fn pool<'a>(st: &'a HttpState, p: &Params) -> Result<&'a crate::gossip::Gossip, 
         return Ok(&st.gossip);
     }
     st.wan.as_ref().ok_or_else(|| {
-        let why = if st.agent.server {
+        let why = if st.agent.server && st.server.federates_via_gateways() {
+            "this server federates through gateways (see /v1/catalog/datacenters)"
+        } else if st.agent.server {
             "the WAN pool is disabled (ports.serf_wan = -1)"
         } else {
             "client agents are not in the WAN pool"
