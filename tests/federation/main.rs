@@ -14,6 +14,7 @@ use sekisho_pki::Role;
 use serde_json::{Value, json};
 
 mod acl;
+mod netns;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
