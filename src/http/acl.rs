@@ -73,9 +73,14 @@ fn read_guard(st: &HttpState, c: &Caller) -> Result<(), ApiError> {
     c.require(Resource::Acl, "", Access::Read)
 }
 
-pub(super) fn write_guard(st: &HttpState, c: &Caller) -> Result<(), ApiError> {
+/// `acl:write`, then this server catches up with the leader, so that a write reading the
+/// tables (names of linked policies and roles, the object it updates) sees every earlier
+/// acknowledged write, whichever server took it.
+pub(super) async fn write_guard(st: &HttpState, c: &Caller) -> Result<(), ApiError> {
     enabled(st)?;
-    c.require(Resource::Acl, "", Access::Write)
+    c.require(Resource::Acl, "", Access::Write)?;
+    st.server.catch_up().await?;
+    Ok(())
 }
 
 fn rfc3339(unix: u64) -> String {
@@ -381,7 +386,7 @@ pub(super) async fn acl_read_one(
 
 /// A delete (`acl:write`): Consul answers `true`.
 pub(super) async fn acl_delete(st: &HttpState, c: &Caller, q: Option<String>, op: AclOp) -> ApiResult {
-    write_guard(st, c)?;
+    write_guard(st, c).await?;
     let p = Params::parse(q.as_deref());
     acl_write(st, op).await?;
     json(&p, StatusCode::OK, None, &true)
@@ -503,7 +508,7 @@ async fn token_create(
     RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
-    write_guard(&st, &c)?;
+    write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
     let v = read_body_json(body).await?;
     let t = decode_token(&acl_tables(&st), &v, None)?;
@@ -543,7 +548,7 @@ async fn token_update(
     RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
-    write_guard(&st, &c)?;
+    write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
     let v = read_body_json(body).await?;
     let acl = acl_tables(&st);
@@ -562,7 +567,7 @@ async fn token_clone(
     RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
-    write_guard(&st, &c)?;
+    write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
     let v = read_body_json(body).await?;
     let o = Obj::new(&v, "ACLToken")?;
@@ -691,7 +696,7 @@ async fn policy_create(
     RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
-    write_guard(&st, &c)?;
+    write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
     let v = read_body_json(body).await?;
     let pol = decode_policy(&acl_tables(&st), &v, None)?;
@@ -707,7 +712,7 @@ async fn policy_update(
     RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
-    write_guard(&st, &c)?;
+    write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
     let v = read_body_json(body).await?;
     let acl = acl_tables(&st);
@@ -813,7 +818,7 @@ async fn answer_role(st: &HttpState, p: &Params, id: &str) -> ApiResult {
 }
 
 async fn role_create(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
-    write_guard(&st, &c)?;
+    write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
     let v = read_body_json(body).await?;
     let r = decode_role(&acl_tables(&st), &v, None)?;
@@ -829,7 +834,7 @@ async fn role_update(
     RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
-    write_guard(&st, &c)?;
+    write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
     let v = read_body_json(body).await?;
     let acl = acl_tables(&st);

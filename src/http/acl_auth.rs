@@ -177,7 +177,7 @@ async fn method_create(
     RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
-    write_guard(&st, &c)?;
+    write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
     let m = decode_method(&read_body_json(body).await?, None).await?;
     let name = m.name.clone();
@@ -192,7 +192,7 @@ async fn method_update(
     RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
-    write_guard(&st, &c)?;
+    write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
     let m = decode_method(&read_body_json(body).await?, Some(&name)).await?;
     if !acl_tables(&st).auth_methods.contains_key(&name) {
@@ -320,7 +320,7 @@ fn answer_rule(st: &HttpState, p: &Params, id: &str) -> ApiResult {
 }
 
 async fn rule_create(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
-    write_guard(&st, &c)?;
+    write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
     let r = decode_rule(&acl_tables(&st), &read_body_json(body).await?, None)?;
     let id = r.id.clone();
@@ -335,7 +335,7 @@ async fn rule_update(
     RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
-    write_guard(&st, &c)?;
+    write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
     let v = read_body_json(body).await?;
     let acl = acl_tables(&st);

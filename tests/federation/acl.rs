@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{CLIENT, DEADLINE, call, json_of};
 use sekisho::client::{Client, ClientConfig, Response};
 
-const ROOT: &str = "5f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f";
+pub(crate) const ROOT: &str = "5f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f";
 
 fn with_token(c: &TestCluster, i: usize, token: &str) -> Client {
     let mut cfg = ClientConfig::new(c.agent(i).http_addr().to_string());
@@ -18,7 +18,7 @@ fn with_token(c: &TestCluster, i: usize, token: &str) -> Client {
     Client::new(cfg)
 }
 
-fn acl_config(dc: &str) -> Value {
+pub(crate) fn acl_config(dc: &str) -> Value {
     if dc == "dc1" {
         json!({"enabled": true, "default_policy": "deny",
                "tokens": {"initial_management": ROOT, "agent": ROOT}})

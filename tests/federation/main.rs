@@ -21,7 +21,15 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// The client agent of each test datacenter (after its 3 servers).
 const CLIENT: usize = 3;
 
+/// A client of node `i` presenting the management token (ignored where ACLs are off).
 fn http(c: &TestCluster, i: usize) -> Client {
+    let mut cfg = ClientConfig::new(c.agent(i).http_addr().to_string());
+    cfg.token = Some(acl::ROOT.to_owned());
+    Client::new(cfg)
+}
+
+/// A client of node `i` without a token.
+fn anonymous(c: &TestCluster, i: usize) -> Client {
     Client::new(ClientConfig::new(c.agent(i).http_addr().to_string()))
 }
 
@@ -127,13 +135,40 @@ async fn only_through_gateways_three_datacenters_forward_kv_dns_and_blocking_que
 
 async fn forwarding(gateways: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fed = federation(gateways, dir.path(), |_, _, _| {}).await;
+    let fed = federation(gateways, dir.path(), |dc, _, cfg| cfg.acl = acl::acl_config(dc)).await;
     let (dc1, dc2, dc3) = (fed.dc("dc1"), fed.dc("dc2"), fed.dc("dc3"));
     for c in [dc1, dc2, dc3] {
         c.wait_leader(DEADLINE).await;
         assert!(c.agent(0).tls().is_some_and(|t| t.rpc_requires_tls()), "mTLS is on");
     }
     let from_dc1 = http(dc1, CLIENT);
+    eventually(DEADLINE, "the management token works in every datacenter", || async {
+        for c in [dc1, dc2, dc3] {
+            let r = http(c, CLIENT).request(Method::GET, "/v1/acl/token/self", None).await.ok()?;
+            (r.status == 200).then_some(())?;
+        }
+        Some(())
+    })
+    .await;
+
+    tracing::info!("--- default deny: a ?dc=dc2 write without a token is refused there");
+    let r = call(&anonymous(dc1, CLIENT), Method::PUT, "/v1/kv/fed/where?dc=dc2", Some("x".into())).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("Permission denied"), "{}", r.text());
+
+    // DNS runs under the dc1 client agent's default token: service and node read.
+    let r = call(
+        &from_dc1,
+        Method::PUT,
+        "/v1/acl/policy",
+        Some(json!({"Name": "dns", "Rules": r#"service_prefix "" { policy = "read" } node_prefix "" { policy = "read" }"#})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = call(&from_dc1, Method::PUT, "/v1/acl/token", Some(json!({"Policies": [{"Name": "dns"}]}))).await;
+    let dns_token = json_of(&r)["SecretID"].as_str().expect("SecretID").to_owned();
+    let r = call(&from_dc1, Method::PUT, "/v1/agent/token/default", Some(json!({"Token": dns_token}))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
 
     tracing::info!("--- a ?dc=dc2 KV write from a dc1 client agent lands in dc2 only");
     let r = call(&from_dc1, Method::PUT, "/v1/kv/fed/where?dc=dc2", Some("in-dc2".into())).await;
