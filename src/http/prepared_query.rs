@@ -1,5 +1,5 @@
 //! `/v1/query`: prepared queries. Create (`POST /v1/query` → `{"ID"}`), list (blocking),
-//! read, update and delete by ID, and by ID or name `execute` (see [`execute`]) and
+//! read, update and delete by ID, and by ID or name `execute` (see `execute.rs`) and
 //! `explain` (the query a name resolves to, templates rendered).
 //!
 //! ACLs as in Consul: a named query (or any template) needs `query:write` on its name to be

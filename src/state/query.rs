@@ -12,7 +12,7 @@
 //! ```
 //!
 //! A query bound to a session is deleted when the session is destroyed or invalidated, in
-//! the same Raft entry ([`delete_session_queries`], called by `session_destroy`).
+//! the same Raft entry (`delete_session_queries`, called by `session_destroy`).
 
 mod template;
 

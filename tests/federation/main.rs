@@ -190,9 +190,14 @@ async fn forwarding(gateways: bool) {
             call(&c, Method::GET, &format!("/v1/kv/fed/where?dc=dc2&raw&index={index}&wait=30s"), None).await
         })
     };
-    // Not synchronisation (the answer is checked below either way): a query that did not
-    // block would have returned by now.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The query is waiting in a dc2 server (the process-wide blocking-query gauge counts it:
+    // the forwarding hops in dc1 are not blocking queries), and has not answered.
+    eventually(DEADLINE, "the forwarded query blocks on dc2's index", || async {
+        let m = json_of(&call(&http(dc2, 0), Method::GET, "/v1/agent/metrics", None).await);
+        let blocking = m["Gauges"].as_array()?.iter().find(|g| g["Name"] == "consul.rpc.queries_blocking")?;
+        (blocking["Value"].as_f64()? >= 1.0).then_some(())
+    })
+    .await;
     assert!(!waiter.is_finished(), "the forwarded query blocks on dc2's index");
     let r = call(&http(dc2, 0), Method::PUT, "/v1/kv/fed/where", Some("changed".into())).await;
     assert_eq!(r.status, 200);
@@ -283,13 +288,14 @@ async fn cli(addr: &str, args: &[&str]) -> (i32, String) {
 
 /// [`cli`] until it exits 0 (coordinates need a few gossip rounds), else its last answer.
 async fn eventually_cli(addr: &str, args: &[&str]) -> (i32, String) {
-    let end = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let last = cli(addr, args).await;
-        if last.0 == 0 || tokio::time::Instant::now() >= end {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let ok = sekisho::testing::poll_until(DEADLINE, || async {
+        let r = cli(addr, args).await;
+        (r.0 == 0).then_some(r)
+    })
+    .await;
+    match ok {
+        Some(r) => r,
+        None => cli(addr, args).await,
     }
 }
 
