@@ -31,6 +31,8 @@ pub mod event;
 pub mod exec;
 pub mod filter;
 pub mod fsm;
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzzing;
 pub mod gateway;
 pub mod gossip;
 pub mod http;

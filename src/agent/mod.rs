@@ -97,6 +97,10 @@ pub struct Tuning {
     /// How long each ACL replication pull blocks at the primary (so a cut link shows as lag
     /// within about this long).
     pub acl_replication_wait: Duration,
+    /// Test only, to show that the robustness suite's checker can fail: default and
+    /// `consistent` reads skip the leader check and the read index and answer from this
+    /// server's own state, which may be stale. No configuration key reaches it.
+    pub unsafe_local_reads: bool,
 }
 
 impl Default for Tuning {
@@ -115,6 +119,7 @@ impl Default for Tuning {
             tls_watch_interval: Duration::from_secs(5),
             watch_backoff: crate::watch::Backoff::default(),
             acl_replication_wait: crate::acl::replication::DEFAULT_WAIT,
+            unsafe_local_reads: false,
         }
     }
 }
@@ -142,6 +147,8 @@ pub struct AgentHandle {
     tasks: TaskTracker,
     watches: Option<Arc<crate::watch::WatchSet>>,
     reloader: Arc<Reloader>,
+    /// What the HTTP handlers get (for [`AgentHandle::http_router`]).
+    http: HttpState,
 }
 
 fn server_config(cfg: &RuntimeConfig, tuning: &Tuning, rpc_port: u16) -> ServerConfig {
@@ -161,6 +168,7 @@ fn server_config(cfg: &RuntimeConfig, tuning: &Tuning, rpc_port: u16) -> ServerC
         rpc_hold_timeout: tuning.rpc_hold_timeout,
         server_stabilization_time: tuning.server_stabilization_time,
         client_mode: !cfg.server,
+        unsafe_local_reads: tuning.unsafe_local_reads,
     }
 }
 
@@ -267,7 +275,8 @@ impl Agent {
             bootstrap,
         };
         let rpc = RpcSetup {
-            listener: rpc_listener,
+            listener: rpc_listener
+                .map(|l| crate::rpc::RpcListener::new(l, crate::rpc::RpcLimits::from_config(&cfg.limits))),
             client: crate::rpc::RpcClient::new(cfg.bind_addr, tuning.faults.clone()).with_tls(tls.clone()),
             tls: tls.clone(),
         };
@@ -403,6 +412,7 @@ impl Agent {
             tls: tls.clone(),
             events: events.clone(),
             acl: acl.clone(),
+            limits: Arc::new(http::limits::HttpLimits::new(&cfg.limits)),
         };
         if cfg.server {
             server.set_http_hook(http::proxy::hook(http::router(state.clone())));
@@ -415,6 +425,7 @@ impl Agent {
                 }
             });
         }
+        let http_state = state.clone();
         if let (Some(l), Some(tls)) = (https_listener, tls.clone()) {
             let stop = stop_http.clone();
             tasks.spawn(async move {
@@ -482,6 +493,7 @@ impl Agent {
             tasks,
             watches,
             reloader,
+            http: http_state,
         })
     }
 }
@@ -688,6 +700,11 @@ impl AgentHandle {
     /// Resolves when the agent was asked to stop itself (`PUT /v1/agent/leave`).
     pub async fn stopped(&self) {
         self.leave.cancelled().await;
+    }
+
+    /// The HTTP API's router over this agent's state, to drive in process (no socket).
+    pub fn http_router(&self) -> axum::Router {
+        http::router(self.http.clone())
     }
 
     /// Stops HTTP, DNS, the leader loops and Raft, and waits for them.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::duration::parse_go_duration;
 use super::error::ConfigError;
 use super::keys::{describe, merge};
-use super::runtime::RuntimeConfig;
+use super::runtime::{RequestLimitMode, RuntimeConfig};
 
 /// The configuration under construction, plus what must be resolved at the end.
 pub(crate) struct Builder {
@@ -54,9 +54,22 @@ struct At<'a> {
 
 fn apply_key(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<(), ConfigError> {
     if let (
-        "ports" | "addresses" | "limits" | "performance" | "telemetry" | "ui_config" | "dns_config"
-        | "dns_config.soa" | "autopilot" | "tls" | "tls.defaults" | "tls.internal_rpc" | "tls.https"
-        | "tls.grpc" | "auto_encrypt",
+        "ports"
+        | "addresses"
+        | "limits"
+        | "limits.request_limits"
+        | "performance"
+        | "telemetry"
+        | "ui_config"
+        | "dns_config"
+        | "dns_config.soa"
+        | "autopilot"
+        | "tls"
+        | "tls.defaults"
+        | "tls.internal_rpc"
+        | "tls.https"
+        | "tls.grpc"
+        | "auto_encrypt",
         Value::Object(inner),
     ) = (at.key, v)
     {
@@ -126,6 +139,7 @@ fn apply_tuning(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<bool, ConfigE
     match at.key {
         "limits.kv_max_value_size" => rt.kv_max_value_size = at.uint(v)?,
         "limits.txn_max_req_len" => rt.txn_max_req_len = at.uint(v)?,
+        key if key.starts_with("limits.") => return apply_limits(b, at, v),
         "session_ttl_min" => rt.session_ttl_min = at.duration(v)?,
         "disable_coordinates" => rt.disable_coordinates = at.bool(v)?,
         "sync_coordinate_interval_min" => rt.sync_coordinate_interval_min = at.duration(v)?,
@@ -146,6 +160,37 @@ fn apply_tuning(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<bool, ConfigE
     Ok(true)
 }
 
+fn apply_limits(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<bool, ConfigError> {
+    let l = &mut b.rt.limits;
+    let count = |at: &At<'_>, v: &Value| at.int(v, 0, i64::from(u32::MAX)).map(|n| n as u32);
+    match at.key {
+        "limits.http_max_conns_per_client" => l.http_max_conns_per_client = count(at, v)?,
+        "limits.rpc_max_conns_per_client" => l.rpc_max_conns_per_client = count(at, v)?,
+        "limits.https_handshake_timeout" => l.https_handshake_timeout = at.positive_duration(v)?,
+        "limits.rpc_handshake_timeout" => l.rpc_handshake_timeout = at.positive_duration(v)?,
+        "limits.http_max_body_size" => l.http_max_body_size = at.int(v, 1, i64::from(u32::MAX))? as u64,
+        "limits.http_read_header_timeout" => l.http_read_header_timeout = at.duration(v)?,
+        "limits.http_max_blocking_queries" => l.http_max_blocking_queries = count(at, v)?,
+        "limits.http_max_concurrent_requests" => l.http_max_concurrent_requests = count(at, v)?,
+        "limits.request_limits.mode" => {
+            l.request_limits.mode = match at.str(v)? {
+                "disabled" => RequestLimitMode::Disabled,
+                "permissive" => RequestLimitMode::Permissive,
+                "enforcing" => RequestLimitMode::Enforcing,
+                s => {
+                    return Err(at.invalid(format!(
+                        "{s:?} is invalid: must be \"disabled\", \"permissive\" or \"enforcing\""
+                    )));
+                }
+            }
+        }
+        "limits.request_limits.read_rate" => l.request_limits.read_rate = at.rate(v)?,
+        "limits.request_limits.write_rate" => l.request_limits.write_rate = at.rate(v)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 fn apply_dns(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<bool, ConfigError> {
     let d = &mut b.rt.dns;
     let secs = |at: &At<'_>, v: &Value| at.int(v, 0, i64::from(u32::MAX)).map(|n| n as u32);
@@ -156,6 +201,7 @@ fn apply_dns(b: &mut Builder, at: &At<'_>, v: &Value) -> Result<bool, ConfigErro
         "dns_config.only_passing" => d.only_passing = at.bool(v)?,
         "dns_config.a_record_limit" => d.a_record_limit = secs(at, v)?,
         "dns_config.udp_answer_limit" => d.udp_answer_limit = secs(at, v)?,
+        "dns_config.rate_limit_per_client" => d.rate_limit_per_client = secs(at, v)?,
         "dns_config.enable_truncate" => d.enable_truncate = at.bool(v)?,
         "dns_config.enable_additional_node_meta_txt" => d.enable_additional_node_meta_txt = at.bool(v)?,
         "dns_config.disable_compression" => d.disable_compression = at.bool(v)?,
@@ -283,6 +329,26 @@ impl At<'_> {
         match v.as_f64() {
             Some(f) if f > 0.0 && f.is_finite() => Ok(f),
             Some(_) => Err(self.invalid(format!("{v} is out of range: must be greater than 0"))),
+            None => Err(self.type_error("number", v)),
+        }
+    }
+
+    /// A duration that must not be zero (timeouts that would refuse every client).
+    fn positive_duration(&self, v: &Value) -> Result<Duration, ConfigError> {
+        match self.duration(v)? {
+            d if d.is_zero() => Err(self.invalid(format!("{v} is out of range: must be greater than 0"))),
+            d => Ok(d),
+        }
+    }
+
+    /// A rate per second: a negative number (Consul's `-1`) is no limit (`None`).
+    fn rate(&self, v: &Value) -> Result<Option<f64>, ConfigError> {
+        match v.as_f64() {
+            Some(f) if f < 0.0 => Ok(None),
+            Some(f) if f > 0.0 && f.is_finite() => Ok(Some(f)),
+            Some(_) => {
+                Err(self.invalid(format!("{v} is out of range: must be greater than 0, or -1 for no limit")))
+            }
             None => Err(self.type_error("number", v)),
         }
     }

@@ -81,17 +81,25 @@ const PORTS: &[Key] = &[
 const ADDRESSES: &[Key] =
     &[yes("dns", Kind::Str), yes("http", Kind::Str), not("https"), not("grpc"), not("grpc_tls")];
 
+const REQUEST_LIMITS: &[Key] =
+    &[yes("mode", Kind::Str), yes("read_rate", Kind::Float), yes("write_rate", Kind::Float)];
+
 const LIMITS: &[Key] = &[
     yes("kv_max_value_size", Kind::Int),
     yes("txn_max_req_len", Kind::Int),
-    not("http_max_conns_per_client"),
-    not("https_handshake_timeout"),
-    not("request_limits"),
+    yes("http_max_conns_per_client", Kind::Int),
+    yes("https_handshake_timeout", Kind::Duration),
+    yes("request_limits", Kind::Section(REQUEST_LIMITS)),
     not("rpc_client_timeout"),
-    not("rpc_handshake_timeout"),
+    yes("rpc_handshake_timeout", Kind::Duration),
     not("rpc_max_burst"),
-    not("rpc_max_conns_per_client"),
+    yes("rpc_max_conns_per_client", Kind::Int),
     not("rpc_rate"),
+    // Sekisho's own keys (no Consul equivalent).
+    yes("http_max_body_size", Kind::Int),
+    yes("http_read_header_timeout", Kind::Duration),
+    yes("http_max_blocking_queries", Kind::Int),
+    yes("http_max_concurrent_requests", Kind::Int),
 ];
 
 const PERFORMANCE: &[Key] = &[
@@ -152,6 +160,8 @@ const DNS_CONFIG: &[Key] = &[
     yes("service_ttl", Kind::Object),
     yes("soa", Kind::Section(DNS_SOA)),
     yes("udp_answer_limit", Kind::Int),
+    // Sekisho's own key (no Consul equivalent).
+    yes("rate_limit_per_client", Kind::Int),
     not("cache_max_age"),
     not("prefer_namespace"),
     not("use_cache"),
@@ -557,9 +567,18 @@ mod tests {
         let len = names.len();
         names.dedup();
         assert_eq!(names.len(), len);
-        for section in
-            [PORTS, ADDRESSES, LIMITS, PERFORMANCE, TELEMETRY, UI_CONFIG, DNS_CONFIG, DNS_SOA, AUTOPILOT]
-        {
+        for section in [
+            PORTS,
+            ADDRESSES,
+            LIMITS,
+            REQUEST_LIMITS,
+            PERFORMANCE,
+            TELEMETRY,
+            UI_CONFIG,
+            DNS_CONFIG,
+            DNS_SOA,
+            AUTOPILOT,
+        ] {
             let mut n: Vec<&str> = section.iter().map(|k| k.name).collect();
             n.sort_unstable();
             n.dedup();

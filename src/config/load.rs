@@ -90,6 +90,23 @@ pub fn load(flags: &Flags) -> Result<(RuntimeConfig, Vec<Warning>), ConfigError>
     Ok((rt, warnings))
 }
 
+/// [`load`] of one file's text (`hcl`, else JSON) and no flags, without touching the disk:
+/// the node ID is not read from or written to `data_dir`. For the fuzz targets
+/// ([`crate::fuzzing::config_text`]).
+pub fn load_text(text: &str, hcl: bool) -> Result<(RuntimeConfig, Vec<Warning>), ConfigError> {
+    let (format, origin) = if hcl { (Format::Hcl, "fuzz.hcl") } else { (Format::Json, "fuzz.json") };
+    let mut b = Builder::new(defaults());
+    let mut warnings = Vec::new();
+    if let Some(mut obj) = parse_source(Path::new(origin), format, text)? {
+        keys::check(&mut obj, origin, &mut warnings)?;
+        apply(&mut b, &obj, origin)?;
+    }
+    apply_flags(&mut b, &Flags::default())?;
+    b.node_id.get_or_insert_with(|| "00000000-0000-4000-8000-000000000000".to_owned());
+    let rt = finish(b, &mut warnings)?;
+    Ok((rt, warnings))
+}
+
 /// Consul's defaults for a non-dev agent.
 fn defaults() -> RuntimeConfig {
     let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
@@ -127,6 +144,7 @@ fn defaults() -> RuntimeConfig {
         autopilot_min_quorum: 0,
         kv_max_value_size: 512 * 1024,
         txn_max_req_len: 512 * 1024,
+        limits: super::runtime::Limits::default(),
         session_ttl_min: Duration::from_secs(10),
         disable_coordinates: false,
         sync_coordinate_interval_min: Duration::from_secs(15),
@@ -220,12 +238,18 @@ fn read_source(path: &Path) -> Result<Option<Map<String, Value>>, ConfigError> {
         path: path.to_path_buf(),
         error,
     })?;
+    parse_source(path, format, &text)
+}
+
+/// Parses one file's text; `None` when it is empty.
+fn parse_source(path: &Path, format: Format, text: &str) -> Result<Option<Map<String, Value>>, ConfigError> {
+    let parse_error = |message: String| ConfigError::Parse { path: path.to_path_buf(), message };
     if text.trim().is_empty() {
         return Ok(None);
     }
     let value = match format {
-        Format::Json => serde_json::from_str(&text).map_err(|e| parse_error(e.to_string()))?,
-        Format::Hcl => hcl::parse(&text).map_err(|e| parse_error(e.to_string()))?,
+        Format::Json => serde_json::from_str(text).map_err(|e| parse_error(e.to_string()))?,
+        Format::Hcl => hcl::parse(text).map_err(|e| parse_error(e.to_string()))?,
     };
     match value {
         Value::Object(obj) => Ok(Some(obj)),

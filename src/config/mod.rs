@@ -29,8 +29,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 pub use duration::parse_go_duration;
 pub use error::{ConfigError, Warning};
-pub use load::{Flags, load};
-pub use runtime::{DnsConfig, Ports, RuntimeConfig};
+pub use load::{Flags, load, load_text};
+pub use runtime::{DnsConfig, Limits, Ports, RequestLimitMode, RequestLimits, RuntimeConfig};
 
 impl RuntimeConfig {
     /// The `agent -dev` configuration: an in-memory server in `dc1` that bootstraps
@@ -70,6 +70,7 @@ impl RuntimeConfig {
             autopilot_min_quorum: 0,
             kv_max_value_size: 512 * 1024,
             txn_max_req_len: 512 * 1024,
+            limits: Limits::default(),
             session_ttl_min: std::time::Duration::from_secs(10),
             disable_coordinates: false,
             sync_coordinate_interval_min: std::time::Duration::from_secs(15),
@@ -128,3 +129,6 @@ fn host_name() -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod limits_tests;

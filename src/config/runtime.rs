@@ -63,6 +63,8 @@ pub struct RuntimeConfig {
     pub kv_max_value_size: u64,
     /// `limits.txn_max_req_len` (bytes, default 524288).
     pub txn_max_req_len: u64,
+    /// The rest of `limits`: connection, handshake, body and request-rate limits.
+    pub limits: Limits,
     /// `session_ttl_min` (default 10s).
     pub session_ttl_min: Duration,
     /// `disable_coordinates`: no network coordinates are computed or sent (default false).
@@ -148,6 +150,10 @@ pub struct DnsConfig {
     pub recursor_strategy: String,
     /// Per-recursor timeout (default 2s).
     pub recursor_timeout: Duration,
+    /// `rate_limit_per_client` (beyond Consul): DNS queries per second per client IP (a token
+    /// bucket holding one second's worth); over it, queries are answered REFUSED. 0 (the
+    /// default) is no limit: local forwarders send every query from one address.
+    pub rate_limit_per_client: u32,
     /// `soa { refresh retry expire min_ttl }` (seconds; defaults 3600, 600, 86400, 0).
     pub soa_refresh: u32,
     pub soa_retry: u32,
@@ -170,10 +176,84 @@ impl Default for DnsConfig {
             disable_compression: false,
             recursor_strategy: "sequential".to_owned(),
             recursor_timeout: Duration::from_secs(2),
+            rate_limit_per_client: 0,
             soa_refresh: 3600,
             soa_retry: 600,
             soa_expire: 86400,
             soa_min_ttl: 0,
         }
     }
+}
+
+/// `limits`: how much one client, or all of them together, may ask of this agent. Consul's
+/// keys and defaults, plus Sekisho's own (marked so), which have no Consul equivalent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// `http_max_conns_per_client` (default 200, 0 = no limit): concurrent HTTP and HTTPS
+    /// connections per client IP; one more is answered 429 and closed.
+    pub http_max_conns_per_client: u32,
+    /// `rpc_max_conns_per_client` (default 100, 0 = no limit): concurrent server RPC
+    /// connections per client IP; one more is closed at once.
+    pub rpc_max_conns_per_client: u32,
+    /// `https_handshake_timeout` (default 5s): time allowed for an HTTPS client's TLS
+    /// handshake.
+    pub https_handshake_timeout: Duration,
+    /// `rpc_handshake_timeout` (default 5s): time allowed for a server RPC client's first
+    /// byte and TLS handshake.
+    pub rpc_handshake_timeout: Duration,
+    /// `http_max_body_size` (Sekisho, default 4 MiB): the largest JSON request body of the
+    /// endpoints without a limit of their own (KV and txn have theirs; snapshot restores 60
+    /// MiB). Larger bodies get 413 and are never buffered.
+    pub http_max_body_size: u64,
+    /// `http_read_header_timeout` (Sekisho, default 10s, 0 = none): time a client may take to
+    /// send a request's headers, from the request's first byte (from the accept for a new
+    /// connection). Keep-alive connections idle between requests for up to 2 minutes.
+    pub http_read_header_timeout: Duration,
+    /// `http_max_blocking_queries` (Sekisho, default 20000, 0 = no limit): blocking queries
+    /// (`?index=` > 0) waiting at once on this agent; one more is answered 429.
+    pub http_max_blocking_queries: u32,
+    /// `http_max_concurrent_requests` (Sekisho, default 4096, 0 = no limit): other HTTP
+    /// requests in progress at once; one more is answered 503.
+    pub http_max_concurrent_requests: u32,
+    /// `request_limits`: Consul 1.16's global read and write rates.
+    pub request_limits: RequestLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            http_max_conns_per_client: 200,
+            rpc_max_conns_per_client: 100,
+            https_handshake_timeout: Duration::from_secs(5),
+            rpc_handshake_timeout: Duration::from_secs(5),
+            http_max_body_size: 4 << 20,
+            http_read_header_timeout: Duration::from_secs(10),
+            http_max_blocking_queries: 20_000,
+            http_max_concurrent_requests: 4096,
+            request_limits: RequestLimits::default(),
+        }
+    }
+}
+
+/// `limits.request_limits { mode read_rate write_rate }` (Consul 1.16+).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestLimits {
+    /// `mode` (default `disabled`).
+    pub mode: RequestLimitMode,
+    /// `read_rate`: reads per second, `None` (Consul's `-1`, the default) for no limit.
+    pub read_rate: Option<f64>,
+    /// `write_rate`: writes per second, `None` (Consul's `-1`, the default) for no limit.
+    pub write_rate: Option<f64>,
+}
+
+/// What happens to a request over `request_limits`' rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequestLimitMode {
+    /// No limit is applied (Consul's default).
+    #[default]
+    Disabled,
+    /// Over-limit requests are counted and logged but served.
+    Permissive,
+    /// Over-limit requests are refused (429, or 503 for writes on the leader).
+    Enforcing,
 }

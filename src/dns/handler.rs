@@ -6,10 +6,11 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::serialize::binary::BinDecoder;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use super::DnsContext;
 use super::answer::{Answerer, Reply};
@@ -37,6 +38,20 @@ pub(crate) struct Handler {
     node_name: String,
     cfg: DnsConfig,
     recursor: Option<Recursor>,
+    /// `dns_config.rate_limit_per_client`: queries per second per client IP.
+    rate: Option<parking_lot::Mutex<crate::net::limit::PerIpBuckets>>,
+}
+
+/// Client IPs the DNS rate limit tracks at most (see [`crate::net::limit::PerIpBuckets`]).
+const RATE_MAX_CLIENTS: usize = 65_536;
+
+/// The per-client buckets for `dns_config.rate_limit_per_client` (one second of burst).
+fn rate_limit(cfg: &DnsConfig) -> Option<parking_lot::Mutex<crate::net::limit::PerIpBuckets>> {
+    let rate = f64::from(cfg.rate_limit_per_client);
+    (rate > 0.0).then(|| {
+        let now = std::time::Instant::now();
+        parking_lot::Mutex::new(crate::net::limit::PerIpBuckets::new(rate, rate, RATE_MAX_CLIENTS, now))
+    })
 }
 
 fn fqdn(domain: &str) -> Name {
@@ -57,9 +72,15 @@ impl Handler {
             alt_domain: ctx.alt_domain.as_deref().map(fqdn),
             datacenter: ctx.datacenter.to_ascii_lowercase(),
             node_name: ctx.node_name,
+            rate: rate_limit(&ctx.config),
             cfg: ctx.config,
             recursor,
         }
+    }
+
+    /// Takes a token from the client's bucket (always true without a rate limit).
+    fn within_rate(&self, client: IpAddr) -> bool {
+        self.rate.as_ref().is_none_or(|r| r.lock().allow(client, std::time::Instant::now()))
     }
 
     async fn reply(&self, request: &Request) -> Reply {
@@ -249,6 +270,13 @@ impl RequestHandler for Handler {
         request: &Request,
         response_handle: R,
     ) -> ResponseInfo {
+        if !self.within_rate(request.src().ip()) {
+            crate::telemetry::incr(
+                crate::telemetry::names::LIMIT_REJECTED,
+                &[("limit", "dns_config.rate_limit_per_client")],
+            );
+            return send(request, response_handle, Reply::error(ResponseCode::Refused)).await;
+        }
         let reply = self.reply(request).await;
         send(request, response_handle, reply).await
     }
@@ -268,7 +296,14 @@ async fn send<R: ResponseHandler>(request: &Request, mut handle: R, reply: Reply
     metadata.truncation = reply.truncated;
     metadata.recursion_available = reply.recursion_available;
     let edns = reply.edns.clone().or_else(|| response_edns(request));
-    let mut builder = MessageResponseBuilder::from_message_request(request);
+    // A packet with several questions is answered FORMERR without echoing them: their echo
+    // alone may not fit a UDP answer, and hickory would then send SERVFAIL (and log an error)
+    // instead. A query has exactly one question (RFC 9619).
+    let no_questions = Queries::read(&mut BinDecoder::new(&[]), 0).ok();
+    let mut builder = match no_questions.as_ref().filter(|_| request.queries.len() > 1) {
+        Some(none) => MessageResponseBuilder::new(none, None),
+        None => MessageResponseBuilder::from_message_request(request),
+    };
     if let Some(edns) = &edns {
         builder.edns(edns);
     }
@@ -288,5 +323,63 @@ async fn send<R: ResponseHandler>(request: &Request, mut handle: R, reply: Reply
             metadata.response_code = ResponseCode::ServFail;
             ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
         }
+    }
+}
+
+/// Answers one raw DNS packet the way the hickory server would on `protocol`: packets that do
+/// not decode are `Err` (hickory drops them or answers FORMERR before any handler runs), and
+/// responses are ignored (hickory never handles those); otherwise the encoded response, or the
+/// encoder's error if it does not fit its transport. For the fuzz targets ([`crate::fuzzing`]).
+pub(crate) async fn answer_raw(
+    handler: &Handler,
+    raw: &[u8],
+    tcp: bool,
+) -> Result<Option<super::Encoded>, String> {
+    use hickory_server::net::runtime::TokioTime;
+    let protocol = if tcp { Protocol::Tcp } else { Protocol::Udp };
+    let src = std::net::SocketAddr::from(([127, 0, 0, 1], 53535));
+    let request = Request::from_bytes(raw.to_vec(), src, protocol).map_err(|e| e.to_string())?;
+    if request.metadata.message_type == MessageType::Response {
+        return Ok(None);
+    }
+    let capture = Capture { out: std::sync::Arc::default(), protocol };
+    handler.handle_request::<_, TokioTime>(&request, capture.clone()).await;
+    let out = capture.out.lock().take();
+    Ok(out)
+}
+
+/// A [`ResponseHandler`] that keeps the encoded response (hickory's UDP/TCP size limits).
+#[derive(Clone)]
+struct Capture {
+    out: std::sync::Arc<parking_lot::Mutex<Option<super::Encoded>>>,
+    protocol: Protocol,
+}
+
+#[async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: hickory_server::zone_handler::MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
+            impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
+            impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
+            impl Iterator<Item = &'a hickory_proto::rr::Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, hickory_server::net::NetError> {
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = hickory_proto::serialize::binary::BinEncoder::new(&mut bytes);
+        encoder.set_max_size(match self.protocol {
+            Protocol::Udp => response.edns().map_or(512, Edns::max_payload),
+            _ => u16::MAX,
+        });
+        let emitted = response.destructive_emit(&mut encoder);
+        let (result, info) = match emitted {
+            Ok(info) => (Ok(bytes), Ok(info)),
+            Err(e) => (Err(e.to_string()), Err(e.into())),
+        };
+        *self.out.lock() = Some(result);
+        info
     }
 }

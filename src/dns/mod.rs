@@ -19,7 +19,7 @@
 
 mod answer;
 mod catalog;
-pub(crate) use catalog::{serve_dc_rpc, serve_rpc};
+pub(crate) use catalog::{DnsRead, serve_dc_rpc, serve_rpc};
 mod handler;
 mod name;
 mod query;
@@ -92,6 +92,34 @@ impl DnsContext {
             acl: None,
             translate_wan_addrs: cfg.translate_wan_addrs,
         }
+    }
+}
+
+/// A response as [`PacketAnswerer::answer`] encoded it, or why it could not be.
+pub type Encoded = Result<Vec<u8>, String>;
+
+/// The request handler of [`serve`] without its sockets: answers raw packets in process
+/// (the fuzz targets, [`crate::fuzzing`]).
+pub struct PacketAnswerer(handler::Handler);
+
+impl std::fmt::Debug for PacketAnswerer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketAnswerer").finish_non_exhaustive()
+    }
+}
+
+impl PacketAnswerer {
+    /// The handler [`serve`] would run with `ctx`.
+    pub fn new(ctx: DnsContext) -> PacketAnswerer {
+        PacketAnswerer(handler::Handler::new(ctx))
+    }
+
+    /// Answers one packet as received over TCP (`tcp`) or UDP. `Err`: it does not decode
+    /// (hickory answers FORMERR or drops it before the handler); `Ok(None)`: nothing is sent
+    /// (a response, or a handler that did not answer); `Ok(Some(Err))`: the response could not be
+    /// encoded within the transport's size.
+    pub async fn answer(&self, raw: &[u8], tcp: bool) -> Result<Option<Encoded>, String> {
+        handler::answer_raw(&self.0, raw, tcp).await
     }
 }
 

@@ -19,6 +19,8 @@
 
 mod coord;
 mod driver;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod fuzz;
 mod identity;
 mod keyfile;
 mod keyring;

@@ -187,8 +187,8 @@ pub(super) async fn acl_write(st: &HttpState, op: AclOp) -> Result<u64, ApiError
     }
 }
 
-pub(super) async fn read_body_json(body: Body) -> Result<Value, ApiError> {
-    let bytes = super::read_default_body(body).await?;
+pub(super) async fn read_body_json(st: &HttpState, body: Body) -> Result<Value, ApiError> {
+    let bytes = super::read_default_body(st, body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
@@ -510,7 +510,7 @@ async fn token_create(
 ) -> ApiResult {
     write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
-    let v = read_body_json(body).await?;
+    let v = read_body_json(&st, body).await?;
     let t = decode_token(&acl_tables(&st), &v, None)?;
     let accessor = t.accessor_id.clone();
     acl_write(&st, AclOp::TokenSet { token: t, create: true }).await?;
@@ -550,7 +550,7 @@ async fn token_update(
 ) -> ApiResult {
     write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
-    let v = read_body_json(body).await?;
+    let v = read_body_json(&st, body).await?;
     let acl = acl_tables(&st);
     let Some(old) = acl.tokens.get(&id) else {
         return Err(ApiError::bad_request(format!("Cannot find token {id:?}")));
@@ -569,7 +569,7 @@ async fn token_clone(
 ) -> ApiResult {
     write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
-    let v = read_body_json(body).await?;
+    let v = read_body_json(&st, body).await?;
     let o = Obj::new(&v, "ACLToken")?;
     let acl = acl_tables(&st);
     let Some(old) = acl.tokens.get(&id) else {
@@ -698,7 +698,7 @@ async fn policy_create(
 ) -> ApiResult {
     write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
-    let v = read_body_json(body).await?;
+    let v = read_body_json(&st, body).await?;
     let pol = decode_policy(&acl_tables(&st), &v, None)?;
     let id = pol.id.clone();
     acl_write(&st, AclOp::PolicySet(pol)).await?;
@@ -714,7 +714,7 @@ async fn policy_update(
 ) -> ApiResult {
     write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
-    let v = read_body_json(body).await?;
+    let v = read_body_json(&st, body).await?;
     let acl = acl_tables(&st);
     let Some(old) = acl.policies.get(&id) else {
         return Err(ApiError::bad_request(format!("Cannot find policy {id:?}")));
@@ -820,7 +820,7 @@ async fn answer_role(st: &HttpState, p: &Params, id: &str) -> ApiResult {
 async fn role_create(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
-    let v = read_body_json(body).await?;
+    let v = read_body_json(&st, body).await?;
     let r = decode_role(&acl_tables(&st), &v, None)?;
     let id = r.id.clone();
     acl_write(&st, AclOp::RoleSet(r)).await?;
@@ -836,7 +836,7 @@ async fn role_update(
 ) -> ApiResult {
     write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
-    let v = read_body_json(body).await?;
+    let v = read_body_json(&st, body).await?;
     let acl = acl_tables(&st);
     let Some(old) = acl.roles.get(&id) else {
         return Err(ApiError::bad_request(format!("Cannot find role {id:?}")));
@@ -925,7 +925,7 @@ async fn authorize(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery
         Some(accessor) => Caller::with_identity(identity_of_accessor(&st, &c, &p, accessor).await?, &c),
         None => c,
     };
-    let v = read_body_json(body).await?;
+    let v = read_body_json(&st, body).await?;
     let Value::Array(items) = v else {
         return Err(ApiError::bad_request(
             "Request decode failed: expected a JSON array of {Resource, Access, Segment}",

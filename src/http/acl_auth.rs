@@ -179,7 +179,7 @@ async fn method_create(
 ) -> ApiResult {
     write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
-    let m = decode_method(&read_body_json(body).await?, None).await?;
+    let m = decode_method(&read_body_json(&st, body).await?, None).await?;
     let name = m.name.clone();
     acl_write(&st, AclOp::AuthMethodSet(m)).await?;
     answer_method(&st, &p, &name)
@@ -194,7 +194,7 @@ async fn method_update(
 ) -> ApiResult {
     write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
-    let m = decode_method(&read_body_json(body).await?, Some(&name)).await?;
+    let m = decode_method(&read_body_json(&st, body).await?, Some(&name)).await?;
     if !acl_tables(&st).auth_methods.contains_key(&name) {
         return Err(ApiError::bad_request(format!("Cannot find auth method {name:?}")));
     }
@@ -322,7 +322,7 @@ fn answer_rule(st: &HttpState, p: &Params, id: &str) -> ApiResult {
 async fn rule_create(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
-    let r = decode_rule(&acl_tables(&st), &read_body_json(body).await?, None)?;
+    let r = decode_rule(&acl_tables(&st), &read_body_json(&st, body).await?, None)?;
     let id = r.id.clone();
     acl_write(&st, AclOp::BindingRuleSet { rule: r, create: true }).await?;
     answer_rule(&st, &p, &id)
@@ -337,7 +337,7 @@ async fn rule_update(
 ) -> ApiResult {
     write_guard(&st, &c).await?;
     let p = Params::parse(q.as_deref());
-    let v = read_body_json(body).await?;
+    let v = read_body_json(&st, body).await?;
     let acl = acl_tables(&st);
     let Some(old) = acl.binding_rules.get(&id) else {
         return Err(ApiError::bad_request(format!("Cannot find binding rule {id:?}")));
@@ -465,7 +465,7 @@ fn login_token(method: &AclAuthMethod, meta: &BTreeMap<String, String>, b: Bindi
 async fn login(State(st): State<HttpState>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     enabled(&st)?;
     let p = Params::parse(q.as_deref());
-    let v = read_body_json(body).await?;
+    let v = read_body_json(&st, body).await?;
     let o = Obj::new(&v, "ACLLoginParams")?;
     let name = o.str("AuthMethod")?;
     if name.is_empty() {

@@ -93,7 +93,7 @@ pub(super) async fn route(State(st): State<HttpState>, req: Request, next: Next)
         return resp;
     }
     let (parts, body) = req.into_parts();
-    let body = match super::read_default_body(body).await {
+    let body = match super::read_default_body(&st, body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };

@@ -50,7 +50,7 @@ async fn list(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery) -> 
 
 async fn register(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    let v = parse_body(&super::read_default_body(body).await?)?;
+    let v = parse_body(&super::read_default_body(&st, body).await?)?;
     let service_id = Obj::new(&v, "CheckDefinition")?.str("ServiceID")?;
     let service_name = if service_id.is_empty() {
         String::new()
@@ -136,7 +136,7 @@ async fn update(
 ) -> ApiResult {
     let p = Params::parse(q.as_deref());
     require_check_write(&st, &c, &id)?;
-    let v = parse_body(&super::read_default_body(body).await?)?;
+    let v = parse_body(&super::read_default_body(&st, body).await?)?;
     let o = Obj::new(&v, "checkUpdate")?;
     let status = o.str("Status")?;
     let Some(s) = Status::parse(&status) else {

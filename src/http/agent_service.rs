@@ -148,7 +148,7 @@ async fn one(
 
 async fn register(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    let v = parse_body(&super::read_default_body(body).await?)?;
+    let v = parse_body(&super::read_default_body(&st, body).await?)?;
     let name = Obj::new(&v, "ServiceDefinition")?.str("Name")?;
     c.require(Resource::Service, &name, Access::Write)?;
     st.local.register_service(&v, p.flag("replace-existing-checks"))?;

@@ -35,7 +35,7 @@ async fn set_token(
         return Err(super::acl::disabled());
     }
     c.require(Resource::Acl, "", Access::Write)?;
-    let bytes = super::read_default_body(body).await?;
+    let bytes = super::read_default_body(&st, body).await?;
     let v = parse_body(&bytes)?;
     let token = if v.is_null() { String::new() } else { Obj::new(&v, "AgentToken")?.str("Token")? };
     let Some(kind) = TokenKind::from_path(&target) else {

@@ -57,11 +57,7 @@ impl FromRequestParts<HttpState> for Caller {
         let identity = st.acl.resolve(token.as_deref()).await?;
         let auditing = st.acl.audit().is_some().then(|| Auditing {
             acl: st.acl.clone(),
-            client: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0)
-                .or_else(|| parts.extensions.get::<ConnectInfo<super::https::TlsPeer>>().map(|c| c.0.0)),
+            client: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
         });
         Ok(Caller(identity, auditing))
     }

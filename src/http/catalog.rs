@@ -137,7 +137,7 @@ fn check_dc(st: &HttpState, dc: &str) -> Result<(), ApiError> {
 
 async fn register(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    let v = parse_body(&super::read_default_body(body).await?)?;
+    let v = parse_body(&super::read_default_body(&st, body).await?)?;
     let o = Obj::new(&v, "RegisterRequest")?;
     let mut node = decode_node(&o)?;
     if node.node.is_empty() {
@@ -220,7 +220,7 @@ fn vet_deregister(st: &HttpState, c: &Caller, req: &DeregisterRequest) -> Result
 
 async fn deregister(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    let v = parse_body(&super::read_default_body(body).await?)?;
+    let v = parse_body(&super::read_default_body(&st, body).await?)?;
     let o = Obj::new(&v, "DeregisterRequest")?;
     check_dc(&st, &o.str("Datacenter")?)?;
     let opt = |s: String| (!s.is_empty()).then_some(s);

@@ -111,7 +111,7 @@ async fn node(
 }
 
 async fn update(State(st): State<HttpState>, c: Caller, body: Body) -> ApiResult {
-    let v = parse_body(&super::read_default_body(body).await?)?;
+    let v = parse_body(&super::read_default_body(&st, body).await?)?;
     let entry = decode_update(&v)?;
     c.require(Resource::Node, &entry.node, Access::Write)?;
     st.server.write(Command::CoordinateBatchUpdate(vec![entry])).await?;

@@ -123,7 +123,7 @@ async fn change(
 ) -> ApiResult {
     let p = Params::parse(q.as_deref());
     options(&p, false)?;
-    let body = super::read_default_body(body).await?;
+    let body = super::read_default_body(&st, body).await?;
     let v = parse_body(&body)?;
     let encoded = if v.is_null() { String::new() } else { Obj::new(&v, "KeyringRequest")?.str("Key")? };
     let key = gossip::decode_key(&encoded).map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -18,10 +18,13 @@ pub mod coordinate;
 pub mod decode;
 pub mod error;
 pub mod event;
+mod header_deadline;
 pub mod health;
 pub mod https;
 pub mod keyring;
 pub mod kv;
+pub mod limits;
+mod listen;
 pub mod metrics;
 pub mod monitor;
 pub mod operator;
@@ -88,20 +91,25 @@ pub struct HttpState {
     pub events: Arc<crate::event::Events>,
     /// ACL configuration, the agent's tokens and the token cache.
     pub acl: Arc<crate::acl::Acl>,
+    /// Connection, body and request limits (`limits.*`), shared by every listener and router.
+    pub limits: Arc<limits::HttpLimits>,
 }
-
-/// Body size limit for endpoints without a configured one.
-const DEFAULT_BODY_LIMIT: usize = 8 << 20;
 
 /// How much of an oversized body is read and discarded before answering 413, so that a client
 /// still writing its body sees the 413 instead of a broken pipe (Go's server lingers likewise).
+/// A body declared (`Content-Length`) larger than this is not read at all.
 const DRAIN_CAP: usize = 64 << 20;
 
-/// Reads a request body of at most `limit` bytes; `None` when it is larger (the rest of the
-/// body, up to 64 MiB, is read and dropped).
+/// Reads a request body of at most `limit` bytes; `None` when it is larger. Nothing past
+/// `limit` is kept: the rest of the body, up to 64 MiB, is read and dropped, and a body whose
+/// `Content-Length` is already over that is refused unread.
 pub async fn read_body(body: Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
     use http_body_util::BodyExt;
     let mut body = body;
+    let declared = axum::body::HttpBody::size_hint(&body).exact();
+    if declared.is_some_and(|n| n > DRAIN_CAP as u64) {
+        return Ok(None);
+    }
     let mut buf = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
@@ -112,16 +120,19 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Option<Bytes>, ApiErr
             buf.extend_from_slice(&data);
         } else if seen > DRAIN_CAP {
             break;
+        } else {
+            buf = Vec::new();
         }
     }
     Ok((seen <= limit).then(|| Bytes::from(buf)))
 }
 
-/// Reads a body under the default limit, answering 413 when it is larger.
-pub async fn read_default_body(body: Body) -> Result<Bytes, ApiError> {
-    read_body(body, DEFAULT_BODY_LIMIT).await?.ok_or_else(|| {
-        ApiError::too_large(format!("Request body too large, max size: {DEFAULT_BODY_LIMIT} bytes"))
-    })
+/// Reads a body under `limits.http_max_body_size`, answering 413 when it is larger.
+pub async fn read_default_body(st: &HttpState, body: Body) -> Result<Bytes, ApiError> {
+    let limit = st.limits.max_body;
+    read_body(body, limit)
+        .await?
+        .ok_or_else(|| ApiError::too_large(format!("Request body too large, max size: {limit} bytes")))
 }
 
 async fn unknown(method: Method, OriginalUri(uri): OriginalUri) -> Response {
@@ -218,18 +229,19 @@ pub fn router(state: HttpState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_dc))
         .layer(axum::middleware::from_fn_with_state(state.clone(), proxy::client_proxy))
         .layer(axum::middleware::from_fn_with_state(state.clone(), end_on_leave))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), default_acl_policy_header))
         .layer(metrics::TrackLayer)
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled.
+/// Serves the API on `listener` until `shutdown` is cancelled, under the connection limits
+/// of `state.limits` (the accept loop in `http/listen.rs`).
 pub async fn serve(
     listener: TcpListener,
     state: HttpState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let limits = state.limits.clone();
+    listen::serve(listener, router(state), listen::Transport::Plain, limits, shutdown).await
 }

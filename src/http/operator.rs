@@ -127,7 +127,7 @@ async fn put_autopilot(
     c.require(Resource::Operator, "", Access::Write)?;
     let p = Params::parse(q.as_deref());
     let cas = p.u64("cas")?;
-    let body = super::read_default_body(body).await?;
+    let body = super::read_default_body(&st, body).await?;
     let v = parse_body(&body)?;
     if v.is_null() {
         return Err(ApiError::bad_request("Request decode failed: missing autopilot configuration body"));

@@ -165,7 +165,7 @@ fn new_id(st: &HttpState) -> String {
 
 async fn create(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    let v = parse_body(&super::read_default_body(body).await?)?;
+    let v = parse_body(&super::read_default_body(&st, body).await?)?;
     if v.is_null() {
         return Err(ApiError::decode("EOF"));
     }
@@ -295,7 +295,7 @@ async fn explain(st: &HttpState, c: &Caller, p: &Params, id_or_name: &str) -> Ap
 
 async fn update(State(st): State<HttpState>, c: Caller, Path(rest): Path<String>, body: Body) -> ApiResult {
     let id = only_get("PUT", &rest)?.to_owned();
-    let v = parse_body(&super::read_default_body(body).await?)?;
+    let v = parse_body(&super::read_default_body(&st, body).await?)?;
     let mut q = if v.is_null() { PreparedQuery::default() } else { decode_query(&v)? };
     q.id = id;
     require_write(&c, &q)?;

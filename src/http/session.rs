@@ -126,7 +126,7 @@ fn ttl(st: &HttpState, o: &Obj<'_>) -> Result<String, ApiError> {
 
 async fn create(State(st): State<HttpState>, c: Caller, RawQuery(q): RawQuery, body: Body) -> ApiResult {
     let p = Params::parse(q.as_deref());
-    let v = parse_body(&super::read_default_body(body).await?)?;
+    let v = parse_body(&super::read_default_body(&st, body).await?)?;
     let s = decode_session(&st, &v)?;
     c.require(Resource::Session, &s.node, Access::Write)?;
     let id = s.id.clone();

@@ -3,7 +3,15 @@
 //!
 //! Durability: `append` reports the entries flushed only after the redb commit, which is an
 //! fsync (`Durability::Immediate`). The vote is saved the same way. The committed index is
-//! stored without fsync: losing it only delays re-applying entries after a restart.
+//! stored without fsync: losing it only delays re-applying entries after a restart. A failed
+//! commit (a failing fsync) is returned to openraft as a storage error, which stops Raft on
+//! this server: nothing is acknowledged that is not on disk.
+//!
+//! Integrity: each entry is stored as `0xC1`, a CRC-32 of the body, then the msgpack body
+//! (0xC1 never starts a msgpack value, so entries written before checksums still read).
+//! [`verify`] runs at start-up: a damaged tail is truncated with an error line naming the
+//! entries dropped (a server re-fetches them from the leader), damage followed by intact
+//! entries refuses the start, and a damaged entry read later is a storage error, never data.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -25,10 +33,10 @@ type NodeId = u64;
 pub trait LogBackend: Send + Sync + Debug + 'static {
     /// Appends encoded entries keyed by index, durably.
     fn append(&self, entries: Vec<(u64, Vec<u8>)>) -> io::Result<()>;
-    /// Entries with index in `[start, end)`.
-    fn range(&self, start: u64, end: u64) -> io::Result<Vec<Vec<u8>>>;
-    /// The entry with the highest index.
-    fn last(&self) -> io::Result<Option<Vec<u8>>>;
+    /// Entries with index in `[start, end)`, with their indexes.
+    fn range_indexed(&self, start: u64, end: u64) -> io::Result<Vec<(u64, Vec<u8>)>>;
+    /// The highest index and its entry.
+    fn last_indexed(&self) -> io::Result<Option<(u64, Vec<u8>)>>;
     /// Deletes entries with index `>= from`.
     fn truncate(&self, from: u64) -> io::Result<()>;
     /// Deletes entries with index `<= upto` and stores `meta` under `key` in the same commit.
@@ -51,14 +59,14 @@ impl LogBackend for MemBackend {
         self.logs.lock().extend(entries);
         Ok(())
     }
-    fn range(&self, start: u64, end: u64) -> io::Result<Vec<Vec<u8>>> {
+    fn range_indexed(&self, start: u64, end: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
         if start >= end {
             return Ok(Vec::new());
         }
-        Ok(self.logs.lock().range(start..end).map(|(_, v)| v.clone()).collect())
+        Ok(self.logs.lock().range(start..end).map(|(i, v)| (*i, v.clone())).collect())
     }
-    fn last(&self) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.logs.lock().values().next_back().cloned())
+    fn last_indexed(&self) -> io::Result<Option<(u64, Vec<u8>)>> {
+        Ok(self.logs.lock().iter().next_back().map(|(i, v)| (*i, v.clone())))
     }
     fn truncate(&self, from: u64) -> io::Result<()> {
         self.logs.lock().split_off(&from);
@@ -130,7 +138,7 @@ impl LogBackend for RedbBackend {
             Ok(())
         })
     }
-    fn range(&self, start: u64, end: u64) -> io::Result<Vec<Vec<u8>>> {
+    fn range_indexed(&self, start: u64, end: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
         if start >= end {
             return Ok(Vec::new());
         }
@@ -138,14 +146,15 @@ impl LogBackend for RedbBackend {
         let t = tx.open_table(LOGS).map_err(io_err)?;
         let mut out = Vec::new();
         for row in t.range(start..end).map_err(io_err)? {
-            out.push(row.map_err(io_err)?.1.value().to_vec());
+            let (k, v) = row.map_err(io_err)?;
+            out.push((k.value(), v.value().to_vec()));
         }
         Ok(out)
     }
-    fn last(&self) -> io::Result<Option<Vec<u8>>> {
+    fn last_indexed(&self) -> io::Result<Option<(u64, Vec<u8>)>> {
         let tx = self.db.begin_read().map_err(io_err)?;
         let t = tx.open_table(LOGS).map_err(io_err)?;
-        Ok(t.last().map_err(io_err)?.map(|(_, v)| v.value().to_vec()))
+        Ok(t.last().map_err(io_err)?.map(|(k, v)| (k.value(), v.value().to_vec())))
     }
     fn truncate(&self, from: u64) -> io::Result<()> {
         self.write(true, |tx| {
@@ -192,6 +201,106 @@ fn encode<T: serde::Serialize>(v: &T) -> io::Result<Vec<u8>> {
     rmp_serde::to_vec_named(v).map_err(io_err)
 }
 
+/// The tag of a checksummed entry (a byte msgpack never uses).
+const CHECKSUMMED: u8 = 0xC1;
+
+/// An entry as stored: tag, CRC-32 (little endian) of the body, body.
+pub fn encode_entry(e: &Entry<TypeConfig>) -> io::Result<Vec<u8>> {
+    let body = encode(e)?;
+    let mut out = Vec::with_capacity(body.len() + 5);
+    out.push(CHECKSUMMED);
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// The body of a stored entry, once its checksum verifies (entries from before checksums
+/// are returned as they are).
+fn entry_body(index: u64, raw: &[u8]) -> io::Result<&[u8]> {
+    match raw.split_first() {
+        Some((&CHECKSUMMED, rest)) if rest.len() >= 4 => {
+            let (crc, body) = rest.split_at(4);
+            if crc32fast::hash(body).to_le_bytes() == crc {
+                Ok(body)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("raft log entry {index} fails its checksum"),
+                ))
+            }
+        }
+        Some((&CHECKSUMMED, _)) => {
+            Err(io::Error::new(io::ErrorKind::InvalidData, format!("raft log entry {index} is truncated")))
+        }
+        _ => Ok(raw),
+    }
+}
+
+/// A stored entry, once its checksum verifies.
+pub fn decode_entry(index: u64, raw: &[u8]) -> io::Result<Entry<TypeConfig>> {
+    decode(entry_body(index, raw)?).map_err(|e| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("raft log entry {index} does not decode: {e}"))
+    })
+}
+
+/// The index the log was compacted up to (0: never).
+pub(super) fn purged_index(backend: &dyn LogBackend) -> io::Result<u64> {
+    let purged: Option<Option<LogId<NodeId>>> = backend.get_meta(PURGED)?.map(|b| decode(&b)).transpose()?;
+    Ok(purged.flatten().map_or(0, |l| l.index))
+}
+
+/// What [`verify`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// Every entry verifies.
+    Intact {
+        /// Entries checked.
+        entries: u64,
+    },
+    /// The last entries were damaged and have been deleted.
+    TruncatedTail {
+        /// The first entry deleted.
+        from: u64,
+        /// The last entry deleted.
+        to: u64,
+    },
+}
+
+/// Checks every entry's checksum at start-up. Damage confined to the tail (every entry from
+/// the first bad one on is bad: an interrupted or corrupted last write) is truncated, with an
+/// error line; damage followed by intact entries is refused (`InvalidData`), since dropping
+/// it would silently lose entries in the middle of the log.
+pub fn verify(backend: &dyn LogBackend) -> io::Result<Verified> {
+    let rows = backend.range_indexed(0, u64::MAX)?;
+    let bad: Vec<u64> =
+        rows.iter().filter(|(i, raw)| decode_entry(*i, raw).is_err()).map(|(i, _)| *i).collect();
+    let (Some(&first), Some(&(last, _))) = (bad.first(), rows.last()) else {
+        return Ok(Verified::Intact { entries: rows.len() as u64 });
+    };
+    let tail = rows.iter().filter(|(i, _)| *i >= first).count();
+    if tail != bad.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "raft log entry {first} fails its checksum but later entries are intact ({} damaged of {}): \
+                 refusing to start on a damaged log; restore the data dir from a backup, or remove it and \
+                 let this server rejoin and catch up from the leader",
+                bad.len(),
+                rows.len()
+            ),
+        ));
+    }
+    backend.truncate(first)?;
+    tracing::error!(
+        from = first,
+        to = last,
+        "raft log: entries {first}..={last} at the tail fail their checksum (an interrupted or damaged write); \
+         truncated the log to entry {}; the leader sends them again",
+        first.saturating_sub(1)
+    );
+    Ok(Verified::TruncatedTail { from: first, to: last })
+}
+
 fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> io::Result<T> {
     rmp_serde::from_slice(b).map_err(io_err)
 }
@@ -235,8 +344,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(e) => *e,
             Bound::Unbounded => u64::MAX,
         };
-        let raw = self.blocking(ErrorVerb::Read, move |b| b.range(start, end)).await?;
-        raw.iter().map(|b| decode(b).map_err(|e| log_err(ErrorVerb::Read, e))).collect()
+        let raw = self.blocking(ErrorVerb::Read, move |b| b.range_indexed(start, end)).await?;
+        raw.iter().map(|(i, b)| decode_entry(*i, b).map_err(|e| log_err(ErrorVerb::Read, e))).collect()
     }
 }
 
@@ -245,9 +354,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let purged: Option<LogId<NodeId>> = self.meta(PURGED)?;
-        let last = self.backend.last().map_err(|e| log_err(ErrorVerb::Read, e))?;
+        let last = self.backend.last_indexed().map_err(|e| log_err(ErrorVerb::Read, e))?;
         let last = match last {
-            Some(b) => Some(decode::<Entry<TypeConfig>>(&b).map_err(|e| log_err(ErrorVerb::Read, e))?.log_id),
+            Some((i, b)) => Some(decode_entry(i, &b).map_err(|e| log_err(ErrorVerb::Read, e))?.log_id),
             None => purged,
         };
         Ok(LogState { last_purged_log_id: purged, last_log_id: last })
@@ -286,7 +395,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut rows = Vec::new();
         for e in entries {
-            rows.push((e.log_id.index, encode(&e).map_err(|e| log_err(ErrorVerb::Write, e))?));
+            rows.push((e.log_id.index, encode_entry(&e).map_err(|e| log_err(ErrorVerb::Write, e))?));
         }
         let res = self.blocking(ErrorVerb::Write, move |b| b.append(rows)).await;
         match &res {

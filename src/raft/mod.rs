@@ -10,7 +10,7 @@ mod state_machine;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Cursor;
+use std::io::{self, Cursor};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +18,13 @@ use std::time::Duration;
 use openraft::{Config, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 
-pub use log_store::{LogBackend, LogStore, MemBackend, RedbBackend};
+pub use log_store::{
+    LogBackend, LogStore, MemBackend, RedbBackend, Verified, decode_entry, encode_entry, verify,
+};
 pub use network::{Network, handle as handle_rpc};
 pub use state_machine::StateMachine;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use state_machine::{decode_file as decode_snapshot_file, encode_file as encode_snapshot_file};
 
 use crate::fsm::{Command, Response};
 use crate::state::StateStore;
@@ -72,9 +76,9 @@ pub struct RaftOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("opening the raft log: {0}")]
-    Log(#[source] std::io::Error),
+    Log(#[source] io::Error),
     #[error("loading the latest snapshot: {0}")]
-    Snapshot(#[source] std::io::Error),
+    Snapshot(#[source] io::Error),
     #[error("invalid raft configuration: {0}")]
     Config(String),
     #[error("starting raft: {0}")]
@@ -114,8 +118,39 @@ pub async fn start(
         }
         None => Arc::new(MemBackend::default()),
     };
+    start_on(o, state, client, backend).await
+}
+
+/// [`start`] over a given log backend (tests inject failing ones).
+pub(crate) async fn start_on(
+    o: &RaftOptions,
+    state: Arc<StateStore>,
+    client: crate::rpc::RpcClient,
+    backend: Arc<dyn LogBackend>,
+) -> Result<Raft, StartError> {
+    let db = o.data_dir.as_ref().map(|d| d.join("raft").join("raft.redb"));
+    let name = || db.as_ref().map_or_else(|| "the in-memory log".to_owned(), |p| p.display().to_string());
+    verify(backend.as_ref())
+        .map_err(|e| StartError::Log(io::Error::new(e.kind(), format!("{}: {e}", name()))))?;
     let snap_dir = o.data_dir.as_ref().map(|d| d.join("raft").join("snapshots"));
     let sm = StateMachine::open(state, snap_dir).map_err(StartError::Snapshot)?;
+    // The log after a snapshot must start where the snapshot ends: when the newest intact
+    // snapshot is older than the log's compaction point (the snapshot that covered the gap
+    // is damaged or gone), the entries in between exist nowhere here.
+    let purged = log_store::purged_index(backend.as_ref()).map_err(StartError::Log)?;
+    let covered = sm.last_applied_index();
+    if purged > covered {
+        return Err(StartError::Log(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: the log was compacted up to entry {purged} but the newest intact snapshot ends at entry \
+                 {covered}; entries {}..={purged} exist nowhere on this server. Refusing to start: restore a \
+                 snapshot (sekisho snapshot restore) or remove the data dir and let this server rejoin",
+                name(),
+                covered + 1
+            ),
+        )));
+    }
     let cfg = Arc::new(raft_config(o)?);
     let raft = Raft::new(o.node_id, cfg, Network::new(client), LogStore::new(backend), sm)
         .await

@@ -65,7 +65,9 @@ impl Connection {
     {
         let answer: Result<Resp, RaftError<NodeId, E>> =
             self.client.call(&self.addr, path, req, ttl).await.map_err(|e| match e {
-                RpcError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+                RpcError::Unreachable { .. } | RpcError::NoAnswer { .. } => {
+                    RPCError::Unreachable(Unreachable::new(&e))
+                }
                 other => RPCError::Network(NetworkError::new(&other)),
             })?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))

@@ -71,6 +71,7 @@ impl StateMachine {
             if let Some(snap) = load_newest(dir)? {
                 let body: SnapshotBody = rmp_serde::from_slice(&snap.data).map_err(io::Error::other)?;
                 state.replace(body.store);
+                state.set_applied(body.last_applied.map_or(0, |l| l.index));
                 applied.last_applied = body.last_applied;
                 applied.membership = body.membership;
                 applied.current = Some(snap);
@@ -79,9 +80,15 @@ impl StateMachine {
         Ok(StateMachine { state, applied: Arc::new(Mutex::new(applied)), snapshot_dir })
     }
 
+    /// The index of the last entry applied (0: none), e.g. the loaded snapshot's end.
+    pub fn last_applied_index(&self) -> u64 {
+        self.applied.lock().last_applied.map_or(0, |l| l.index)
+    }
+
     fn install(&self, snap: StoredSnapshot) -> Result<(), StorageError<NodeId>> {
         let body: SnapshotBody = rmp_serde::from_slice(&snap.data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         self.state.replace(body.store);
+        self.state.set_applied(body.last_applied.map_or(0, |l| l.index));
         let mut a = self.applied.lock();
         a.last_applied = body.last_applied;
         a.membership = body.membership;
@@ -134,7 +141,10 @@ fn list(dir: &Path) -> io::Result<Vec<(std::time::SystemTime, PathBuf)>> {
 }
 
 fn read_file(p: &Path) -> io::Result<StoredSnapshot> {
-    let raw = std::fs::read(p)?;
+    parse_file(&std::fs::read(p)?)
+}
+
+fn parse_file(raw: &[u8]) -> io::Result<StoredSnapshot> {
     if raw.len() < 12 || &raw[..8] != MAGIC {
         return Err(io::Error::other("not a Sekisho snapshot"));
     }
@@ -143,6 +153,29 @@ fn read_file(p: &Path) -> io::Result<StoredSnapshot> {
         return Err(io::Error::other("snapshot checksum mismatch"));
     }
     rmp_serde::from_slice(&raw[12..]).map_err(io::Error::other)
+}
+
+/// What start-up does with one snapshot file's bytes: verify, decode, and decode the state in
+/// it (the fuzz targets, [`crate::fuzzing::snapshot_archive`]).
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn decode_file(raw: &[u8]) -> io::Result<Store> {
+    let snap = parse_file(raw)?;
+    let body: SnapshotBody = rmp_serde::from_slice(&snap.data).map_err(io::Error::other)?;
+    Ok(body.store)
+}
+
+/// A snapshot file of `store` as [`persist`] writes it (the fuzz corpus).
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn encode_file(store: &Store) -> io::Result<Vec<u8>> {
+    let body =
+        SnapshotBody { last_applied: None, membership: StoredMembership::default(), store: store.clone() };
+    let data = rmp_serde::to_vec_named(&body).map_err(io::Error::other)?;
+    let snap = StoredSnapshot { meta: Meta::default(), data };
+    let body = rmp_serde::to_vec_named(&snap).map_err(io::Error::other)?;
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
 }
 
 /// The newest snapshot that verifies, by last log index.
@@ -218,6 +251,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Response::None
                 }
             };
+            self.state.set_applied(e.log_id.index);
             out.push(r);
         }
         Ok(out)

@@ -10,6 +10,8 @@
 //! plaintext on the same port (told apart by the first byte); calls go out over TLS when
 //! `verify_outgoing`, checking the server name `server.<dc>.<domain>` under
 //! `verify_server_hostname`. Raft paths need a server certificate then (`tls.rs`).
+//! Connections count against `limits.rpc_max_conns_per_client` per client IP; one over it is
+//! closed at once (with a warning, at most once a minute per IP).
 
 mod tls;
 
@@ -41,9 +43,14 @@ pub const MAX_BODY: usize = 64 << 20;
 /// Errors of an RPC call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RpcError {
-    /// The peer could not be reached (connect failure, dropped by a fault, timeout).
+    /// The request never reached the peer (bad address, connect failure, dropped by a
+    /// fault before sending): safe to retry anywhere.
     #[error("rpc to {addr} failed: {detail}")]
     Unreachable { addr: String, detail: String },
+    /// The request may have reached the peer, but no answer came back (timeout, reset,
+    /// answer lost). A write may have been applied: retrying it could apply it twice.
+    #[error("rpc to {addr} got no answer: {detail}")]
+    NoAnswer { addr: String, detail: String },
     /// The peer answered with an error.
     #[error("{0}")]
     Remote(String),
@@ -166,6 +173,7 @@ impl RpcClient {
         timeout: Duration,
     ) -> Result<Bytes, RpcError> {
         let unreachable = |detail: String| RpcError::Unreachable { addr: addr.to_owned(), detail };
+        let no_answer = |detail: String| RpcError::NoAnswer { addr: addr.to_owned(), detail };
         let target: SocketAddr = addr.parse().map_err(|_| unreachable("not an ip:port address".into()))?;
         let delay = self.fault(target.ip()).ok_or_else(|| unreachable("dropped (fault injection)".into()))?;
         if !delay.is_zero() {
@@ -183,21 +191,25 @@ impl RpcClient {
                 Some(https) => https.request(req).await,
                 None => self.http.request(req).await,
             };
-            let resp = sent.map_err(|e| unreachable(error_chain(&e)))?;
+            // A connect error means nothing was sent; any later failure may come after the
+            // peer got the request.
+            let resp = sent.map_err(|e| {
+                if e.is_connect() { unreachable(error_chain(&e)) } else { no_answer(error_chain(&e)) }
+            })?;
             let status = resp.status();
             let body = Limited::new(resp.into_body(), MAX_BODY)
                 .collect()
                 .await
-                .map_err(|e| unreachable(format!("reading the answer: {e}")))?
+                .map_err(|e| no_answer(format!("reading the answer: {e}")))?
                 .to_bytes();
             Ok::<_, RpcError>((status, body))
         };
         let (status, body) = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| unreachable(format!("no answer within {timeout:?}")))??;
+            .map_err(|_| no_answer(format!("no answer within {timeout:?}")))??;
         // The answer crosses the network too (a round trip takes twice an injected delay).
         match self.fault(target.ip()) {
-            None => return Err(unreachable("answer dropped (fault injection)".into())),
+            None => return Err(no_answer("answer dropped (fault injection)".into())),
             Some(d) if !d.is_zero() => tokio::time::sleep(d).await,
             Some(_) => {}
         }
@@ -313,13 +325,64 @@ async fn handle(
     }
 }
 
+/// The RPC listener's limits (`limits.rpc_max_conns_per_client`, `rpc_handshake_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RpcLimits {
+    /// Concurrent connections per client IP (0: no limit).
+    pub max_conns_per_client: u32,
+    /// Time allowed for the first byte, and then for the TLS handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl RpcLimits {
+    /// The RPC part of `limits`.
+    pub fn from_config(l: &crate::config::Limits) -> RpcLimits {
+        RpcLimits {
+            max_conns_per_client: l.rpc_max_conns_per_client,
+            handshake_timeout: l.rpc_handshake_timeout,
+        }
+    }
+}
+
+impl Default for RpcLimits {
+    fn default() -> Self {
+        RpcLimits::from_config(&crate::config::Limits::default())
+    }
+}
+
+/// A bound server RPC socket and the limits its connections are served under.
+#[derive(Debug)]
+pub struct RpcListener {
+    listener: TcpListener,
+    limits: RpcLimits,
+}
+
+impl RpcListener {
+    /// `listener` served under `limits`.
+    pub fn new(listener: TcpListener, limits: RpcLimits) -> RpcListener {
+        RpcListener { listener, limits }
+    }
+}
+
+impl From<TcpListener> for RpcListener {
+    fn from(listener: TcpListener) -> RpcListener {
+        RpcListener::new(listener, RpcLimits::default())
+    }
+}
+
+/// At most one warning per client IP this often about connections over the limit.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
 /// Serves RPC on `listener` until `stop` is cancelled, with TLS from `tls` when given.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<RpcListener>,
     handler: Handler,
     tls: Option<Arc<AgentTls>>,
     stop: CancellationToken,
 ) {
+    let RpcListener { listener, limits } = listener.into();
+    let per_ip = crate::net::limit::PerIpConns::new(limits.max_conns_per_client);
+    let mut warn = crate::net::limit::LogThrottle::new(WARN_EVERY, 4096);
     let conns = tokio_util::task::TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -334,12 +397,28 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some(permit) = per_ip.try_acquire(from.ip()) else {
+            crate::telemetry::incr(
+                crate::telemetry::names::LIMIT_REJECTED,
+                &[("limit", "rpc_max_conns_per_client")],
+            );
+            if warn.should_log(from.ip(), std::time::Instant::now()) {
+                tracing::warn!(
+                    client = %from.ip(),
+                    limit = limits.max_conns_per_client,
+                    "rpc: closing connections over limits.rpc_max_conns_per_client"
+                );
+            }
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let stop = stop.clone();
         let tls = tls.clone();
         conns.spawn(async move {
-            match tls::accept(stream, tls.as_ref()).await {
+            let _permit = permit;
+            match tls::accept(stream, tls.as_ref(), limits.handshake_timeout).await {
                 Ok((tls::Accepted::Plain(s), peer)) => serve_conn(s, handler, peer, stop).await,
                 Ok((tls::Accepted::Tls(s), peer)) => serve_conn(*s, handler, peer, stop).await,
                 Err(why) => tracing::warn!("rpc: connection from {from} dropped: {why}"),

@@ -1,6 +1,8 @@
 //! TLS on server RPC, the acceptor side: TLS or plaintext by the first byte, plaintext
 //! refused under `verify_incoming`, and the caller classified by its certificate. Outgoing
-//! calls use `net::tls::TlsConnector` with the agent's client config.
+//! calls use `net::tls::TlsConnector` with the agent's client config. A client must send its
+//! first byte, and then finish its TLS handshake, each within `limits.rpc_handshake_timeout`
+//! (Consul's rule), with or without TLS.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +14,6 @@ use crate::tls::AgentTls;
 
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
-/// How long a new connection may take to send its first byte and finish the handshake
-/// (Consul's `rpc_handshake_timeout`).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An accepted connection after the TLS decision.
 pub(crate) enum Accepted {
@@ -22,12 +21,15 @@ pub(crate) enum Accepted {
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
-/// Decides TLS or plaintext and completes the handshake. `Err` carries why the connection
-/// is dropped (logged by the caller).
+/// Decides TLS or plaintext and completes the handshake, each step within `limit`
+/// (`limits.rpc_handshake_timeout`). `Err` carries why the connection is dropped (logged by
+/// the caller).
 pub(crate) async fn accept(
     stream: TcpStream,
     tls: Option<&Arc<AgentTls>>,
+    limit: Duration,
 ) -> Result<(Accepted, Peer), String> {
+    let first = first_byte(&stream, limit).await?;
     let plain = Peer::Trusted;
     let Some(tls) = tls else { return Ok((Accepted::Plain(stream), plain)) };
     let Some(config) = tls.rpc_server() else {
@@ -36,15 +38,7 @@ pub(crate) async fn accept(
             false => Ok((Accepted::Plain(stream), plain)),
         };
     };
-    let mut first = [0u8; 1];
-    let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await;
-    match peeked {
-        Ok(Ok(1)) => {}
-        Ok(Ok(_)) => return Err("closed before sending anything".into()),
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err(format!("sent nothing within {HANDSHAKE_TIMEOUT:?}")),
-    }
-    if first[0] != TLS_HANDSHAKE {
+    if first != TLS_HANDSHAKE {
         if tls.rpc_requires_tls() {
             return Err(
                 "plaintext RPC refused: verify_incoming requires TLS with a client certificate".into()
@@ -53,10 +47,10 @@ pub(crate) async fn accept(
         return Ok((Accepted::Plain(stream), plain));
     }
     let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
-    let s = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+    let s = match tokio::time::timeout(limit, handshake).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}")),
-        Err(_) => return Err(format!("TLS handshake took longer than {HANDSHAKE_TIMEOUT:?}")),
+        Err(_) => return Err(format!("TLS handshake took longer than {limit:?}")),
     };
     let certs = s.get_ref().1.peer_certificates().unwrap_or_default();
     let peer = if !tls.rpc_requires_tls() {
@@ -74,4 +68,15 @@ pub(crate) async fn accept(
         Peer::Client
     };
     Ok((Accepted::Tls(Box::new(s)), peer))
+}
+
+/// Waits for the first byte (without consuming it) for at most `limit`.
+async fn first_byte(stream: &TcpStream, limit: Duration) -> Result<u8, String> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limit, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => Ok(first[0]),
+        Ok(Ok(_)) => Err("closed before sending anything".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("sent nothing within {limit:?}")),
+    }
 }

@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 
 pub use self::archive::{Archive, ArchiveError, SnapshotMeta};
 pub use self::autopilot::{AutopilotHealth, AutopilotServer, AutopilotState, ServerHealth};
+#[cfg(any(test, feature = "testing"))]
+pub(super) use self::rpc::decode_request as decode_rpc;
 pub(super) use self::rpc::{PREFIX as RPC_PREFIX, dispatch as dispatch_rpc};
 use super::{Consistency, Error, QueryOptions, Server};
 use crate::fsm::{Command, Response};

@@ -232,3 +232,44 @@ async fn dispatch(server: &Server, path: &str, body: &Bytes) -> HandlerResult {
         _ => Err(RpcError::NotFound(path.to_owned())),
     }
 }
+
+/// Decodes the request of `path` as [`dispatch`] would, without running it: the command of
+/// the write paths (to apply elsewhere), nothing for the others. The fuzz targets' entry
+/// ([`crate::fuzzing::rpc_frame`]); keep it in step with [`dispatch`].
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn decode_request(path: &str, body: &[u8]) -> Result<Option<Command>, RpcError> {
+    use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+    fn check<T: serde::de::DeserializeOwned + serde::Serialize>(
+        body: &[u8],
+    ) -> Result<Option<Command>, RpcError> {
+        let v: T = rpc::decode(body)?;
+        rpc::encode(&v)?;
+        Ok(None)
+    }
+    match path {
+        "/raft/v1/append" => check::<AppendEntriesRequest<raft::TypeConfig>>(body),
+        "/raft/v1/vote" => check::<VoteRequest<u64>>(body),
+        "/raft/v1/snapshot" => check::<InstallSnapshotRequest<raft::TypeConfig>>(body),
+        WRITE | WRITE_ANY => {
+            let cmd: Command = rpc::decode(body)?;
+            let _ = client_may_write(&cmd);
+            Ok(Some(cmd))
+        }
+        ACL_RESOLVE | NODE_ENTRIES | DNS_NODE | SESSION_RENEW => check::<String>(body),
+        HTTP => check::<super::ProxyRequest>(body),
+        DNS_INSTANCES => check::<(String, Option<String>)>(body),
+        DNS_NODES_BY_ADDR => check::<std::net::IpAddr>(body),
+        DNS_DC => check::<(String, crate::dns::DnsRead)>(body),
+        crate::acl::REPLICATE_PATH => check::<crate::acl::replication::ReplicateRequest>(body),
+        FEDERATION_SYNC => check::<crate::state::FederationState>(body),
+        READ_INDEX => check::<bool>(body),
+        ADD_SERVER => check::<(u64, ServerNode)>(body),
+        REMOVE_SERVER => check::<u64>(body),
+        AUTO_ENCRYPT_SIGN => check::<super::auto_encrypt::SignRequest>(body),
+        PING | crate::acl::replication::STATUS_PATH => Ok(None),
+        p if p.starts_with(super::operator::RPC_PREFIX) => {
+            super::operator::decode_rpc(p, body).map(|()| None)
+        }
+        _ => Err(RpcError::NotFound(path.to_owned())),
+    }
+}

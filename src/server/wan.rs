@@ -172,6 +172,12 @@ impl Server {
                     tracing::debug!(dc, addr, detail, "a server of another datacenter did not answer");
                     self.inner.wan.write().router.notify_failed(dc, addr);
                 }
+                // It may have run there: not retried on another server (a write would apply
+                // twice).
+                Err(e @ crate::rpc::RpcError::NoAnswer { .. }) => {
+                    self.inner.wan.write().router.notify_failed(dc, addr);
+                    return Err(Error::Internal(e.to_string()));
+                }
                 Err(e) => return Err(Error::Internal(e.to_string())),
             }
         }

@@ -32,6 +32,9 @@ pub use store::{FederationState, Store, Table};
 pub struct StateStore {
     store: RwLock<Store>,
     watches: Vec<watch::Sender<u64>>,
+    /// The Raft index of the last entry applied to `store`, set before the entry's answer
+    /// leaves (openraft's metrics report it a moment later).
+    applied: std::sync::atomic::AtomicU64,
 }
 
 impl Default for StateStore {
@@ -44,7 +47,18 @@ impl StateStore {
     /// An empty store.
     pub fn new() -> StateStore {
         let watches = Table::ALL.iter().map(|_| watch::channel(0).0).collect();
-        StateStore { store: RwLock::new(Store::default()), watches }
+        StateStore { store: RwLock::new(Store::default()), watches, applied: Default::default() }
+    }
+
+    /// The Raft index of the last entry applied here (0: none). On the leader, every write
+    /// it has acknowledged is at or below it: the read index of a default read.
+    pub fn applied_index(&self) -> u64 {
+        self.applied.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records that the entry at `index` (or a snapshot ending there) is applied.
+    pub fn set_applied(&self, index: u64) {
+        self.applied.store(index, std::sync::atomic::Ordering::Release);
     }
 
     /// Runs a read-only query.

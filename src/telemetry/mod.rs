@@ -67,6 +67,12 @@ pub mod names {
     /// Gauge (ms), secondary datacenters: how long the ACL replica has gone unconfirmed by
     /// the primary (0 while replication keeps up). Beyond Consul.
     pub const ACL_REPLICATION_LAG: &str = "sekisho.acl.replication.lag";
+    /// Counter, labels `limit_type` (`global/read`, `global/write`) and `mode`
+    /// (`permissive`, `enforcing`): requests over `limits.request_limits` (Consul's name).
+    pub const RATE_LIMIT_EXCEEDED: &str = "consul.rpc.rate_limit.exceeded";
+    /// Counter, label `limit` (the `limits.*` or `dns_config.*` key): connections, requests
+    /// and DNS queries refused by a limit. Beyond Consul.
+    pub const LIMIT_REJECTED: &str = "sekisho.limits.rejected";
 }
 
 /// One-line descriptions for the Prometheus `# HELP` lines.
@@ -86,6 +92,8 @@ fn help(name: &str) -> Option<&'static str> {
         DNS_QUERIES => "DNS queries answered, by query type and response code.",
         AGENT_CHECKS => "This agent's health checks, by status.",
         TLS_CERT_EXPIRY => "Seconds until a certificate this agent presents expires, by certificate.",
+        RATE_LIMIT_EXCEEDED => "Requests over limits.request_limits, by limit and mode.",
+        LIMIT_REJECTED => "Connections, requests and DNS queries refused by a limit, by limit key.",
         ACL_REPLICATION_LAG => {
             "Milliseconds the ACL replica of a secondary datacenter has gone unconfirmed by the primary."
         }

@@ -79,6 +79,18 @@ impl TestCluster {
         clients: usize,
         tune: impl Fn(usize, &mut RuntimeConfig),
     ) -> TestCluster {
+        Self::start_tuned(dc, faults, servers, clients, tune, |_| {}).await
+    }
+
+    /// [`TestCluster::start_in`] after `tuning` adjusted the timings every node runs with.
+    pub async fn start_tuned(
+        dc: &str,
+        faults: Arc<Faults>,
+        servers: usize,
+        clients: usize,
+        tune: impl Fn(usize, &mut RuntimeConfig),
+        tune_tuning: impl FnOnce(&mut Tuning),
+    ) -> TestCluster {
         let n = servers + clients;
         let dir = tempfile::tempdir().expect("tempdir for the cluster");
         let tuning = Tuning {
@@ -94,6 +106,8 @@ impl TestCluster {
             acl_replication_wait: Duration::from_secs(2),
             ..Tuning::default()
         };
+        let mut tuning = tuning;
+        tune_tuning(&mut tuning);
         let mut c = TestCluster {
             faults,
             nodes: Vec::new(),

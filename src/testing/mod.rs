@@ -10,7 +10,10 @@ use crate::config::RuntimeConfig;
 
 mod cluster;
 mod federation;
+pub mod lincheck;
 pub mod pki;
+pub mod robustness;
+pub mod secrets;
 pub use cluster::{ClusterNode, TestCluster};
 pub use federation::TestFederation;
 

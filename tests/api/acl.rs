@@ -1054,6 +1054,98 @@ async fn every_route_denies_a_weak_token_and_serves_the_right_one() {
     agent.shutdown().await;
 }
 
+/// Every route without a token (anonymous, which default-deny leaves with no rights) and
+/// with a token the agent does not know: refused (or filtered) exactly like a token without
+/// rules, nothing changes, and no SecretID shows up in any answer or anywhere in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_no_token_and_an_unknown_one_and_leaks_no_secret() {
+    let logs = sekisho::testing::secrets::LogCapture::install();
+    let (agent, api) = start_acl(|cfg, _| cfg.encrypt = Some(KEY_A.to_owned())).await;
+    let root = api.with_token(ROOT);
+    let node = agent.config.node_name.clone();
+    let fx = fixture(&root, &node).await;
+    let victim_secret = root.get(&format!("/v1/acl/token/{}", fx.victim)).await.ok_json()["SecretID"]
+        .as_str()
+        .expect("the victim's SecretID")
+        .to_string();
+    const UNKNOWN: &str = "6e1e2a5c-0000-4000-8000-00000000beef";
+    let unknown = api.with_token(UNKNOWN);
+    let secrets = [ROOT, victim_secret.as_str(), UNKNOWN];
+    let mut checked = 0;
+    let mut snapshot = Bytes::new();
+    for c in CASES {
+        if matches!(c.body, Snapshot) {
+            root.kv_set("app/after-save", "x").await;
+        }
+        for (who, client) in [("no token", &api), ("an unknown token", &unknown)] {
+            let what = format!("{} {} with {who}", c.method, fx.fill(c.path));
+            let before = settled_fingerprint(&root, &node).await;
+            let r = send(client, c, &fx, &snapshot).await;
+            let text = r.text();
+            match (who, c.weak) {
+                (_, Open(status)) => {
+                    assert!(
+                        r.status.as_u16() == status || (who != "no token" && text == "ACL not found"),
+                        "{what}: open route: {} {text}",
+                        r.status
+                    );
+                }
+                ("no token", Denied) => {
+                    assert_eq!(r.status, StatusCode::FORBIDDEN, "{what}: {text}");
+                    if c.route != "/v1/agent/monitor" {
+                        assert!(text.contains("00000000-0000-0000-0000-000000000002"), "{what}: {text}");
+                    }
+                }
+                ("no token", Filtered) => {
+                    assert!(
+                        r.status == StatusCode::OK || r.status == StatusCode::NOT_FOUND,
+                        "{what}: {} {text}",
+                        r.status
+                    );
+                    assert_eq!(r.header("X-Consul-Results-Filtered-By-ACLs"), Some("true"), "{what}: {text}");
+                }
+                ("no token", Conflict) => {
+                    assert_eq!(r.status, StatusCode::CONFLICT, "{what}: {text}");
+                    assert!(text.contains("Permission denied"), "{what}: {text}");
+                }
+                _ if c.route == "/v1/agent/monitor" => assert_eq!(r.status, StatusCode::FORBIDDEN, "{what}"),
+                _ => {
+                    assert_eq!((r.status, text.as_str()), (StatusCode::FORBIDDEN, "ACL not found"), "{what}");
+                }
+            }
+            for s in &secrets[..2] {
+                assert!(!text.contains(s), "{what}: the answer holds a SecretID: {text}");
+            }
+            let after = fingerprint(&root).await;
+            let changed: Vec<_> = before.iter().zip(&after).filter(|(b, a)| b != a).collect();
+            assert!(changed.is_empty(), "{what}: the request changed the agent's state: {changed:#?}");
+            checked += 1;
+        }
+        // The request with the rights it needs, so the rows after it find what they expect
+        // (as in `every_route_denies_a_weak_token_and_serves_the_right_one`).
+        if !c.rules.is_empty() {
+            let right = api.with_token(&token_with_rules(&root, &fx.fill(c.rules)).await);
+            let r = send(&right, c, &fx, &snapshot).await;
+            assert_eq!(
+                r.status.as_u16(),
+                c.ok,
+                "{} {}: with the rules {:?}: {}",
+                c.method,
+                c.path,
+                c.rules,
+                r.text()
+            );
+            if c.method == "GET" && c.route == "/v1/snapshot" {
+                snapshot = r.body.clone();
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} requests checked");
+    assert!(!logs.is_empty(), "the capture saw no log at all");
+    logs.assert_free_of(&secrets);
+    agent.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_token_is_acl_not_found_everywhere() {
     let (agent, api) = start_acl(|_, _| {}).await;

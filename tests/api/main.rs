@@ -13,6 +13,7 @@ mod event;
 mod health;
 mod keyring;
 mod kv;
+mod limits;
 mod metrics;
 mod prepared_query;
 mod session;

@@ -92,9 +92,7 @@ fn source_ip(parts: &Parts) -> Option<IpAddr> {
         return first.trim().parse().ok();
     }
     let ext = &parts.extensions;
-    ext.get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .or_else(|| ext.get::<ConnectInfo<super::super::https::TlsPeer>>().map(|c| c.0.0.ip()))
+    ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
 
 /// The consistency flags passed on to other datacenters.

@@ -245,9 +245,9 @@ fn load(backend: &RedbBackend, snap_dir: &Path, log: &mut Log<'_>) -> Result<OnD
         .map_err(io::Error::other)?;
     let start = purged.map_or(0, |l| l.index + 1);
     let entries = backend
-        .range(start, u64::MAX)?
+        .range_indexed(start, u64::MAX)?
         .iter()
-        .map(|b| rmp_serde::from_slice::<Entry<TypeConfig>>(b).map_err(io::Error::other))
+        .map(|(i, b)| crate::raft::decode_entry(*i, b))
         .collect::<io::Result<Vec<_>>>()?;
     let mut snapshots = Vec::new();
     for p in snapshot_files(snap_dir)? {
@@ -364,7 +364,7 @@ pub fn recover(
         if let EntryPayload::Membership(_) = &e.payload {
             let rewritten =
                 Entry::<TypeConfig> { log_id: e.log_id, payload: EntryPayload::Membership(new.clone()) };
-            rows.push((e.log_id.index, rmp_serde::to_vec_named(&rewritten).map_err(io::Error::other)?));
+            rows.push((e.log_id.index, crate::raft::encode_entry(&rewritten)?));
             entries.push(e.log_id.index);
         }
     }

@@ -50,3 +50,15 @@ pub(crate) async fn dispatch(server: &Server, path: &str, body: &Bytes) -> Handl
         _ => Err(RpcError::NotFound(path.to_owned())),
     }
 }
+
+/// Decodes the request body of operator call `path` as [`dispatch`] would, without running it
+/// (the fuzz targets, [`crate::fuzzing::rpc_frame`]).
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn decode_request(path: &str, body: &[u8]) -> Result<(), RpcError> {
+    match path {
+        STATS | HEALTH => Ok(()),
+        TRANSFER => rpc::decode::<Option<String>>(body).map(drop),
+        ELECT => rpc::decode::<u64>(body).map(drop),
+        _ => Err(RpcError::NotFound(path.to_owned())),
+    }
+}
