@@ -23,6 +23,9 @@ fn replay(target: &str, min: usize, f: fn(&[u8])) {
     let files = inputs(target);
     assert!(files.len() >= min, "{target}: {} inputs, expected at least {min}", files.len());
     for path in files {
+        if std::env::var_os("FUZZ_CORPUS_VERBOSE").is_some() {
+            eprintln!("{target}: {}", path.display());
+        }
         let data = std::fs::read(&path).expect("read corpus file");
         let outcome = std::panic::catch_unwind(|| f(&data));
         assert!(outcome.is_ok(), "{target}: {} panicked", path.display());

@@ -24,12 +24,38 @@ pub struct HclError {
     pub message: String,
 }
 
+/// The deepest nesting of objects and lists accepted, counting the top-level object, as
+/// `serde_json` accepts (so a file loads alike in either format): deeper input is an error
+/// rather than a stack overflow of the recursive parser.
+pub const MAX_DEPTH: usize = 127;
+
 /// Parses an HCL v1 document into a JSON object.
 pub fn parse(src: &str) -> Result<Value, HclError> {
     let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     let tokens = Lexer::new(src).run()?;
-    let mut parser = Parser { tokens, at: 0 };
-    parser.body(false).map(Value::Object)
+    let mut parser = Parser { tokens, at: 0, depth: 1 };
+    let value = parser.body(false).map(Value::Object)?;
+    // Repeated blocks become arrays after parsing, one level deeper than they were parsed.
+    if depth(&value) > MAX_DEPTH {
+        return Err(Pos { line: 1, column: 1 }.error(format!("nesting deeper than {MAX_DEPTH} levels")));
+    }
+    Ok(value)
+}
+
+/// Nesting depth of objects and lists (a scalar is 0), without recursion.
+fn depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0)];
+    while let Some((v, d)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(d + 1);
+        stack.extend(children.map(|c| (c, d + 1)));
+    }
+    deepest
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,6 +404,8 @@ fn join_heredoc(lines: &[String], closing: Option<&String>) -> String {
 struct Parser {
     tokens: Vec<(Tok, Pos)>,
     at: usize,
+    /// Nesting depth of the object or list being parsed (the top-level object is 1).
+    depth: usize,
 }
 
 impl Parser {
@@ -390,6 +418,22 @@ impl Parser {
         let t = self.peek().clone();
         self.at += 1;
         t
+    }
+
+    /// Parses `f` `levels` deeper, refusing to go past [`MAX_DEPTH`].
+    fn nested<T>(
+        &mut self,
+        levels: usize,
+        pos: Pos,
+        f: impl FnOnce(&mut Self) -> Result<T, HclError>,
+    ) -> Result<T, HclError> {
+        if self.depth + levels > MAX_DEPTH {
+            return Err(pos.error(format!("nesting deeper than {MAX_DEPTH} levels")));
+        }
+        self.depth += levels;
+        let r = f(self);
+        self.depth -= levels;
+        r
     }
 
     /// Parses items until `}` (when `nested`) or end of file.
@@ -425,7 +469,7 @@ impl Parser {
         let value = match tok {
             Tok::Assign if keys.len() == 1 => self.value()?,
             Tok::Assign => return Err(pos.error("expected `{` after block labels, found `=`")),
-            Tok::LBrace => Value::Object(self.body(true)?),
+            Tok::LBrace => Value::Object(self.nested(keys.len(), pos, |p| p.body(true))?),
             other => {
                 let msg = format!("expected `=` or `{{` after key {:?}, found {}", keys[0], other.describe());
                 return Err(pos.error(msg));
@@ -441,8 +485,8 @@ impl Parser {
             Tok::Str(s) => Ok(Value::String(s)),
             Tok::Num(n) => Ok(Value::Number(n)),
             Tok::Bool(b) => Ok(Value::Bool(b)),
-            Tok::LBrace => self.body(true).map(Value::Object),
-            Tok::LBrack => self.list(),
+            Tok::LBrace => self.nested(1, pos, |p| p.body(true)).map(Value::Object),
+            Tok::LBrack => self.nested(1, pos, Self::list),
             Tok::Ident(s) => Err(pos.error(format!("unquoted value `{s}`: write \"{s}\""))),
             other => Err(pos.error(format!("expected a value, found {}", other.describe()))),
         }

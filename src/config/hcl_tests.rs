@@ -199,3 +199,39 @@ fn rejects_malformed_input() {
         assert!(e.line >= 1 && e.column >= 1, "{src}: {e}");
     }
 }
+
+/// Fuzzing found that nesting had no limit (serde_json stops at 127 levels; a deep enough HCL
+/// file overflowed the parser's stack): both formats now stop at the same depth.
+#[test]
+fn nesting_is_limited_like_json() {
+    let deep = |n: usize| format!("a = {}1{}", "[".repeat(n), "]".repeat(n));
+    assert!(parse(&deep(super::MAX_DEPTH - 1)).is_ok(), "127 levels with the top object");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&format!(
+            "{{\"a\": {}1{}}}",
+            "[".repeat(126),
+            "]".repeat(126)
+        ))
+        .is_ok()
+    );
+    assert!(err(&deep(super::MAX_DEPTH)).message.contains("nesting deeper than 127"));
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&format!(
+            "{{\"a\": {}1{}}}",
+            "[".repeat(127),
+            "]".repeat(127)
+        ))
+        .is_err()
+    );
+    // Far past any stack: an error, not a crash.
+    assert!(err(&deep(1_000_000)).message.contains("nesting deeper"));
+    assert!(
+        err(&format!("{}{}", "a { ".repeat(200_000), "}".repeat(200_000))).message.contains("nesting deeper")
+    );
+    let labels = format!("a {} {{}}", "\"l\" ".repeat(200_000));
+    assert!(err(&labels).message.contains("nesting deeper"));
+    // Repeated blocks turn into an array a level deeper than they were parsed.
+    let blocks = |n: usize| format!("{}x {{}}\nx {{}}{}", "a { ".repeat(n), " }".repeat(n));
+    assert!(parse(&blocks(124)).is_ok());
+    assert!(err(&blocks(125)).message.contains("nesting deeper"));
+}

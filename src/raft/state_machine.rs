@@ -69,7 +69,7 @@ impl StateMachine {
         if let Some(dir) = &snapshot_dir {
             std::fs::create_dir_all(dir)?;
             if let Some(snap) = load_newest(dir)? {
-                let body: SnapshotBody = rmp_serde::from_slice(&snap.data).map_err(io::Error::other)?;
+                let body: SnapshotBody = crate::rpc::decode_msgpack(&snap.data).map_err(io::Error::other)?;
                 state.replace(body.store);
                 state.set_applied(body.last_applied.map_or(0, |l| l.index));
                 applied.last_applied = body.last_applied;
@@ -86,7 +86,8 @@ impl StateMachine {
     }
 
     fn install(&self, snap: StoredSnapshot) -> Result<(), StorageError<NodeId>> {
-        let body: SnapshotBody = rmp_serde::from_slice(&snap.data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let body: SnapshotBody =
+            crate::rpc::decode_msgpack(&snap.data).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         self.state.replace(body.store);
         self.state.set_applied(body.last_applied.map_or(0, |l| l.index));
         let mut a = self.applied.lock();
@@ -152,7 +153,7 @@ fn parse_file(raw: &[u8]) -> io::Result<StoredSnapshot> {
     if crc32fast::hash(&raw[12..]) != crc {
         return Err(io::Error::other("snapshot checksum mismatch"));
     }
-    rmp_serde::from_slice(&raw[12..]).map_err(io::Error::other)
+    crate::rpc::decode_msgpack(&raw[12..]).map_err(io::Error::other)
 }
 
 /// What start-up does with one snapshot file's bytes: verify, decode, and decode the state in
@@ -160,7 +161,7 @@ fn parse_file(raw: &[u8]) -> io::Result<StoredSnapshot> {
 #[cfg(any(test, feature = "testing"))]
 pub(crate) fn decode_file(raw: &[u8]) -> io::Result<Store> {
     let snap = parse_file(raw)?;
-    let body: SnapshotBody = rmp_serde::from_slice(&snap.data).map_err(io::Error::other)?;
+    let body: SnapshotBody = crate::rpc::decode_msgpack(&snap.data).map_err(io::Error::other)?;
     Ok(body.store)
 }
 

@@ -192,7 +192,7 @@ pub fn decode(bytes: &[u8]) -> Result<Archive, ArchiveError> {
         return Err(ArchiveError::Meta(format!("metadata names format version {}", meta.version)));
     }
     let store: Store =
-        rmp_serde::from_slice(&bytes[state_range]).map_err(|e| ArchiveError::State(e.to_string()))?;
+        crate::rpc::decode_msgpack(&bytes[state_range]).map_err(|e| ArchiveError::State(e.to_string()))?;
     Ok(Archive { meta, store, size: bytes.len() })
 }
 
