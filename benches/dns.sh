@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# DNS throughput baseline: dnsperf against `sekisho agent -dev` serving 10 instances of `web`.
+# DNS throughput: dnsperf against `sekisho agent -dev` serving 10 instances of `web`, and
+# against knot (Debian `knot`, installed when missing) serving the same names from a static
+# zone, the ceiling reference on this machine; the last table is the ratio per row.
 #
 #   benches/dns.sh [seconds per run] [client counts]       e.g. benches/dns.sh 20 "10 50 100"
 #
@@ -24,11 +26,16 @@ if ! command -v dnsperf >/dev/null 2>&1; then
 fi
 command -v curl >/dev/null 2>&1 || { echo "benches/dns.sh needs curl" >&2; exit 1; }
 
-cargo build --release --bin sekisho
+if [ -z "${SEKISHO_BIN:-}" ]; then
+    cargo build --release --bin sekisho
+fi
+BIN=${SEKISHO_BIN:-target/release/sekisho}
 
 WORK=$(mktemp -d)
 AGENT_PID=""
+KNOT_PID=""
 cleanup() {
+    [ -n "$KNOT_PID" ] && kill "$KNOT_PID" 2>/dev/null
     if [ -n "$AGENT_PID" ]; then
         kill "$AGENT_PID" 2>/dev/null || true
         wait "$AGENT_PID" 2>/dev/null || true
@@ -61,7 +68,7 @@ EOF
 HTTP_PORT=$(free_port)
 DNS_PORT=$(free_port)
 # hickory logs every query at INFO; keep the agent's log to warnings so logging is not measured.
-RUST_LOG=warn target/release/sekisho agent -dev -http-port="$HTTP_PORT" -dns-port="$DNS_PORT" \
+RUST_LOG=warn "$BIN" agent -dev -http-port="$HTTP_PORT" -dns-port="$DNS_PORT" \
     >"$WORK/agent.log" 2>&1 &
 AGENT_PID=$!
 
@@ -77,13 +84,14 @@ for i in $(seq 1 10); do
     [ "$(curl -sf -X PUT -d "$body" "http://127.0.0.1:$HTTP_PORT/v1/catalog/register")" = "true" ]
 done
 
-# One dnsperf run: prints a table row. $1 = qtype, $2 = clients, $3 = extra dnsperf flags.
+# One dnsperf run: prints a table row. $1 = server label, $2 = port, $3 = name, $4 = qtype,
+# $5 = clients, $6 = extra dnsperf flags.
 run() {
-    local qtype=$1 clients=$2 extra=${3:-}
+    local server=$1 port=$2 name=$3 qtype=$4 clients=$5 extra=${6:-}
     local threads=$(( clients < 2 ? clients : 2 ))
-    echo "web.service.consul $qtype" >"$WORK/queries"
+    echo "$name $qtype" >"$WORK/queries"
     # shellcheck disable=SC2086
-    dnsperf -s 127.0.0.1 -p "$DNS_PORT" -d "$WORK/queries" -l "$DURATION" -c "$clients" -q "$clients" \
+    dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries" -l "$DURATION" -c "$clients" -q "$clients" \
         -T "$threads" $extra -v >"$WORK/out" 2>&1
     local qps avg lost codes pcts
     qps=$(awk '/Queries per second:/ {printf "%.0f", $4}' "$WORK/out")
@@ -97,19 +105,84 @@ run() {
               p99 = v[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1]
               printf "%.3f %.3f", p50, p99 }')
     local transport="UDP"
-    [ "$extra" = "-e" ] && transport="UDP + EDNS"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
-        "$qtype" "$transport" "$clients" "$qps" "$avg" "${pcts% *}" "${pcts#* }" "$lost" "$codes"
+    [ "$extra" = "-e" ] && transport="EDNS"
+    echo "$server|$name $qtype|$transport|$clients|$qps" >>"$WORK/rows"
+    printf '| %s | %s %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+        "$server" "$name" "$qtype" "$transport" "$clients" "$qps" "$avg" "${pcts% *}" "${pcts#* }" "$lost" "$codes"
+}
+
+# The same runs against one server.
+runs() {
+    local server=$1 port=$2 q
+    for q in "web.service.consul A" "web.service.consul SRV" "web1.node.consul A"; do
+        for c in $CLIENTS; do
+            run "$server" "$port" "${q% *}" "${q#* }" "$c"
+        done
+        run "$server" "$port" "${q% *}" "${q#* }" 50 "-e"
+    done
+}
+
+# Knot, the ceiling on this machine: an authoritative server answering a static zone shaped
+# like Sekisho's answers (10 A and 10 SRV records for web, node A records, TTL 0).
+start_knot() {
+    local knotd
+    knotd=$(command -v knotd || echo /usr/sbin/knotd)
+    if [ ! -x "$knotd" ]; then
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq knot >/dev/null || return 1
+        knotd=$(command -v knotd || echo /usr/sbin/knotd)
+    fi
+    KNOT_VERSION=$("$knotd" -V 2>/dev/null | awk '{print $NF}')
+    KNOT_PORT=$(free_port)
+    mkdir -p "$WORK/knot"
+    {
+        echo "\$ORIGIN consul."
+        echo "\$TTL 0"
+        echo "@ SOA ns.consul. hostmaster.consul. 1 3600 600 86400 0"
+        echo "@ NS ns.consul."
+        echo "ns A 127.0.0.1"
+        for i in $(seq 1 10); do
+            echo "web.service A 10.0.0.$i"
+            echo "web.service SRV 1 1 8080 web$i.node.dc1.consul."
+            echo "web$i.node A 10.0.0.$i"
+            echo "web$i.node.dc1 A 10.0.0.$i"
+        done
+    } >"$WORK/knot/consul.zone"
+    printf 'server:\n    listen: 127.0.0.1@%s\n    rundir: %s\ndatabase:\n    storage: %s\nzone:\n  - domain: consul\n    storage: %s\n    file: consul.zone\n' \
+        "$KNOT_PORT" "$WORK/knot" "$WORK/knot" "$WORK/knot" >"$WORK/knot/knot.conf"
+    "$knotd" -c "$WORK/knot/knot.conf" >"$WORK/knot.log" 2>&1 &
+    KNOT_PID=$!
+    echo "web.service.consul A" >"$WORK/probe"
+    local done_
+    for _ in $(seq 100); do
+        done_=$(dnsperf -s 127.0.0.1 -p "$KNOT_PORT" -d "$WORK/probe" -n 1 -t 1 2>/dev/null | awk '/Queries completed:/ {print $3}')
+        [ "${done_:-0}" = 1 ] && return 0
+        sleep 0.1
+    done
+    echo "knotd did not start:" >&2
+    cat "$WORK/knot.log" >&2
+    return 1
 }
 
 echo
 echo "dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}'), ${DURATION}s per run, $(nproc) cores, $(uname -sr),$(uptime | sed 's/.*,  *load/ load/')"
 echo
-echo "| query | transport | clients | queries/s | avg ms | p50 ms | p99 ms | lost | response codes |"
-echo "|---|---|---|---|---|---|---|---|---|"
-for qtype in A SRV; do
-    for c in $CLIENTS; do
-        run "$qtype" "$c"
-    done
-    run "$qtype" 50 "-e"
-done
+echo "| server | query | transport | clients | queries/s | avg ms | p50 ms | p99 ms | lost | response codes |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+: >"$WORK/rows"
+runs Sekisho "$DNS_PORT"
+if start_knot; then
+    runs "knot $KNOT_VERSION" "$KNOT_PORT"
+    kill "$KNOT_PID" 2>/dev/null || true
+    echo
+    echo "| query | transport | clients | Sekisho / knot queries/s |"
+    echo "|---|---|---|---|"
+    awk -F'|' '$1 == "Sekisho" { k = $2 "|" $3 "|" $4; s[k] = $5; order[++n] = k; next }
+               { o[$2 "|" $3 "|" $4] = $5 }
+               END { for (i = 1; i <= n; i++) { k = order[i]; split(k, f, "|");
+                       r = (o[k] > 0) ? sprintf("%.2f", s[k] / o[k]) : "-";
+                       printf "| %s | %s | %s | %s |\n", f[1], f[2], f[3], r } }' "$WORK/rows"
+else
+    echo "(knot could not be started: no ceiling reference in this run)"
+fi

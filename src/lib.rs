@@ -22,6 +22,7 @@
 
 pub mod acl;
 pub mod agent;
+pub mod bench;
 pub mod checks;
 pub mod cli;
 pub mod client;

@@ -401,7 +401,7 @@ impl Agent {
                 stop_http.clone(),
             ));
         }
-        let state = HttpState {
+        let state = HttpState::new(http::HttpShared {
             reloader: reloader.clone(),
             server: server.clone(),
             agent: Arc::new(agent_info(&cfg)),
@@ -413,7 +413,7 @@ impl Agent {
             events: events.clone(),
             acl: acl.clone(),
             limits: Arc::new(http::limits::HttpLimits::new(&cfg.limits)),
-        };
+        });
         if cfg.server {
             server.set_http_hook(http::proxy::hook(http::router(state.clone())));
         }

@@ -47,6 +47,7 @@ pub(crate) enum OperatorCommand {
     /// Read and change the autopilot configuration and state
     #[command(subcommand)]
     Autopilot(AutopilotCommand),
+    Bench(BenchArgs),
 }
 
 /// `operator raft …`
@@ -204,12 +205,135 @@ pub(crate) struct StateArgs {
     format: String,
 }
 
+const BENCH_LONG: &str = "\
+Drive an agent's KV API with a closed-loop load generator and report throughput, latency
+percentiles and errors (like `etcdctl check perf`). Each of -concurrency clients keeps one
+HTTP/1.1 keep-alive connection with one request in flight, for -duration.
+
+Workloads:
+  put    PUT /v1/kv/<prefix><n> with a -value-size value, cycling over -keys keys
+  get    GET /v1/kv/<prefix><n>, after writing every key once; -consistency picks
+         default, consistent (?consistent) or stale (?stale)
+  txn    PUT /v1/txn writing one key and reading another
+  watch  every client waits in a blocking query on one key while a writer changes it
+         every -watch-interval; reports the time from a write to each watcher's answer
+         and to the last watcher's (fan-out)
+
+With -api=etcd the same loop drives etcd's v3 JSON gateway (POST /v3/kv/put, range, txn;
+stale reads are serializable ranges), so both can be measured with one tool.
+
+The benchmark writes to the KV store (keys under -prefix): do not point it at a production
+cluster. A progress line goes to stderr every second. Exit codes: 0 when no request failed,
+1 when some failed or the target could not be reached, 2 on a usage error.";
+
+/// `operator bench`
+#[derive(Args, Debug)]
+#[command(
+    about = "Measure KV throughput and latency against an agent (or etcd)",
+    long_about = BENCH_LONG,
+    after_long_help = "Examples:\n  $ sekisho operator bench -workload=put -concurrency=64 -duration=10s\n  \
+        $ sekisho operator bench -workload=get -consistency=stale -format=json\n  \
+        $ sekisho operator bench -workload=watch -concurrency=1000 -watch-interval=500ms\n  \
+        $ sekisho operator bench -api=etcd -http-addr=127.0.0.1:2379 -workload=put"
+)]
+pub(crate) struct BenchArgs {
+    /// What each client does: put, get, txn or watch
+    #[arg(long, value_name = "WORKLOAD", default_value = "put", value_parser = ["put", "get", "txn", "watch"])]
+    workload: String,
+    /// Clients, each with its own connection and one request in flight
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    concurrency: usize,
+    /// How long to measure, e.g. 10s
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Bytes per value written
+    #[arg(long = "value-size", value_name = "BYTES", default_value_t = 256)]
+    value_size: usize,
+    /// Distinct keys cycled through
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    keys: usize,
+    /// Read consistency: default, consistent or stale
+    #[arg(long, value_name = "MODE", default_value = "default", value_parser = ["default", "consistent", "stale"])]
+    consistency: String,
+    /// Key prefix of the keys written and read
+    #[arg(long, value_name = "PREFIX", default_value = "bench/")]
+    prefix: String,
+    /// The target's API: sekisho (also Consul) or etcd (its v3 JSON gateway)
+    #[arg(long, value_name = "API", default_value = "sekisho", value_parser = ["sekisho", "etcd"])]
+    api: String,
+    /// Time between writes in the watch workload
+    #[arg(long = "watch-interval", value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
+    watch_interval: Duration,
+    /// Output format: text or json
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+}
+
+/// `operator bench`: runs on its own multi-threaded runtime (the CLI's is single-threaded,
+/// which would make the load generator the bottleneck).
+fn bench(a: BenchArgs, http: &HttpArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    use crate::bench::{self, Api, BenchError, Consistency, Progress, Workload};
+    let config = http.config()?;
+    let opts = bench::Options {
+        api: if a.api == "etcd" { Api::Etcd } else { Api::Sekisho },
+        addr: config.address.clone(),
+        token: config.token.clone(),
+        workload: match a.workload.as_str() {
+            "get" => Workload::Get,
+            "txn" => Workload::Txn,
+            "watch" => Workload::Watch,
+            _ => Workload::Put,
+        },
+        concurrency: a.concurrency,
+        duration: a.duration,
+        value_size: a.value_size,
+        keys: a.keys,
+        consistency: match a.consistency.as_str() {
+            "consistent" => Consistency::Consistent,
+            "stale" => Consistency::Stale,
+            _ => Consistency::Default,
+        },
+        prefix: a.prefix,
+        watch_interval: a.watch_interval,
+    };
+    let progress = |p: Progress| match p {
+        Progress::Connecting { open, of } => eprintln!("connecting: {open}/{of}"),
+        Progress::Prefill { done, of } => eprintln!("prefilling keys: {done}/{of}"),
+        Progress::Running { elapsed, of, ops, errors } => {
+            let secs = elapsed.as_secs_f64();
+            let rate = if secs > 0.0 { ops as f64 / secs } else { 0.0 };
+            eprintln!("{secs:.0}s/{:.0}s: {ops} ops ({rate:.0}/s), {errors} errors", of.as_secs_f64());
+        }
+    };
+    let result = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        anyhow::Ok(rt.block_on(bench::run(opts, progress)))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the benchmark thread panicked"))??;
+    let report = match result {
+        Ok(r) => r,
+        Err(BenchError::Usage(m)) => {
+            out.error(format!("Error: {m}"))?;
+            return Ok(ExitCode::from(2));
+        }
+        Err(e @ BenchError::Target(_)) => return Err(anyhow::Error::new(e).context("running the benchmark")),
+    };
+    if a.format == "json" {
+        out.line(serde_json::to_string_pretty(&report)?)?;
+    } else {
+        out.line(report.to_string())?;
+    }
+    Ok(if report.errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
 /// Runs an operator command.
 pub(crate) async fn run(args: OperatorArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     match args.command {
         OperatorCommand::Raft(RaftCommand::Recover(r)) => recover_cmd(&r, out),
         OperatorCommand::Raft(cmd) => raft(cmd, &args.http.client()?, out).await,
         OperatorCommand::Autopilot(cmd) => autopilot(cmd, &args.http.client()?, out).await,
+        OperatorCommand::Bench(b) => bench(b, &args.http, out),
     }
 }
 

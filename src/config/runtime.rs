@@ -75,7 +75,7 @@ pub struct RuntimeConfig {
     /// `sync_coordinate_rate_target`: coordinate updates per second the whole datacenter
     /// aims at; larger pools sync less often (default 64).
     pub sync_coordinate_rate_target: f64,
-    /// `performance.raft_multiplier` (default 5, 1..=10).
+    /// `performance.raft_multiplier` (default 1, Consul's is 5; 1..=10).
     pub raft_multiplier: u32,
     /// `raft_snapshot_threshold`: entries between snapshots (default 16384).
     pub raft_snapshot_threshold: u64,

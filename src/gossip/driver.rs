@@ -586,7 +586,7 @@ impl Driver {
 
 /// memberlist's `pushPullScale`: past 32 members, one more interval per doubling, so the
 /// cluster-wide rate of full-state exchanges stays bounded.
-fn push_pull_scale(interval: Duration, members: usize) -> Duration {
+pub(super) fn push_pull_scale(interval: Duration, members: usize) -> Duration {
     const THRESHOLD: f64 = 32.0;
     let n = members as f64;
     if n <= THRESHOLD {

@@ -25,6 +25,7 @@ mod identity;
 mod keyfile;
 mod keyring;
 mod keyring_op;
+pub mod sim;
 mod stream;
 mod timing;
 mod user_event;

@@ -73,6 +73,9 @@ pub mod names {
     /// Counter, label `limit` (the `limits.*` or `dns_config.*` key): connections, requests
     /// and DNS queries refused by a limit. Beyond Consul.
     pub const LIMIT_REJECTED: &str = "sekisho.limits.rejected";
+    /// Counter: `consistent` reads whose quorum round missed while this server still led and
+    /// were tried again. Beyond Consul.
+    pub const READ_QUORUM_RETRIES: &str = "sekisho.raft.read_quorum_retries";
 }
 
 /// One-line descriptions for the Prometheus `# HELP` lines.
@@ -94,6 +97,9 @@ fn help(name: &str) -> Option<&'static str> {
         TLS_CERT_EXPIRY => "Seconds until a certificate this agent presents expires, by certificate.",
         RATE_LIMIT_EXCEEDED => "Requests over limits.request_limits, by limit and mode.",
         LIMIT_REJECTED => "Connections, requests and DNS queries refused by a limit, by limit key.",
+        READ_QUORUM_RETRIES => {
+            "Consistent reads whose leadership check missed its quorum and was tried again."
+        }
         ACL_REPLICATION_LAG => {
             "Milliseconds the ACL replica of a secondary datacenter has gone unconfirmed by the primary."
         }
