@@ -110,6 +110,39 @@ mod integrity {
         assert_eq!(b.range_indexed(0, u64::MAX).expect("read").len(), 10);
     }
 
+    #[tokio::test]
+    async fn one_append_entries_carries_a_bounded_number_of_bytes() {
+        use openraft::storage::RaftLogReader as _;
+        let value_entry = |i: u64, bytes: usize| Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+            payload: EntryPayload::Normal(Command::Kv(KvOp {
+                value: Some(vec![b'v'; bytes]),
+                ..KvOp::new(KvVerb::Set, format!("k{i}"))
+            })),
+        };
+        let backend = MemBackend::default();
+        // Entries 1-10: 100 KiB each; 11: 1 MiB; 12-20: empty.
+        let mut entries: Vec<_> = (1..=10).map(|i| value_entry(i, 100 * 1024)).collect();
+        entries.push(value_entry(11, 1024 * 1024));
+        entries.extend((12..=20).map(blank));
+        backend
+            .append(entries.iter().map(|e| (e.log_id.index, encode_entry(e).expect("encode"))).collect())
+            .expect("append");
+        let mut store = super::LogStore::new(Arc::new(backend));
+        let got = store.limited_get_log_entries(1, 11).await.expect("read");
+        assert_eq!(
+            got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+            vec![1, 2],
+            "256 KiB hold two entries of 100 KiB"
+        );
+        let got = store.limited_get_log_entries(11, 21).await.expect("read");
+        assert_eq!(got.len(), 1, "an entry larger than the budget still goes, alone");
+        let got = store.limited_get_log_entries(12, 21).await.expect("read");
+        assert_eq!(got.len(), 9, "small entries all go");
+        // Reads for other purposes are not limited.
+        assert_eq!(store.try_get_log_entries(1..11).await.expect("read").len(), 10);
+    }
+
     fn options(dir: Option<std::path::PathBuf>) -> RaftOptions {
         RaftOptions {
             node_id: 1,
