@@ -905,18 +905,47 @@ async fn batcher(raft: Raft, mut rx: mpsc::Receiver<(Command, Reply)>) {
     let permits = Arc::new(Semaphore::new(2));
     while let Some(first) = rx.recv().await {
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
-            }
-        }
+        let batch = take_batch(first, &mut rx, |(c, _)| payload_hint(c));
         let raft = raft.clone();
         tokio::spawn(async move {
             commit_batch(&raft, batch).await;
             drop(permit);
         });
+    }
+}
+
+/// The most value bytes one group-commit entry gathers (it still takes at least one write).
+/// Replication sends at most 256 KiB of log per AppendEntries and must deliver it within one
+/// heartbeat interval: an entry of hundreds of MiB (512 writes of 512 KiB) would never reach
+/// a follower.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// The queued items that go into one entry: `first`, then whatever is already waiting, up to
+/// `MAX_BATCH` items and about `MAX_BATCH_BYTES` of payload.
+fn take_batch<T>(first: T, rx: &mut mpsc::Receiver<T>, size: impl Fn(&T) -> usize) -> Vec<T> {
+    let mut bytes = size(&first);
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+        match rx.try_recv() {
+            Ok(item) => {
+                bytes += size(&item);
+                batch.push(item);
+            }
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// The bytes of KV values a command carries (the bulk of any large write).
+fn payload_hint(c: &Command) -> usize {
+    use crate::state::txn::TxnOp;
+    let kv = |op: &crate::state::kv::KvOp| op.value.as_ref().map_or(0, Vec::len) + op.key.len();
+    match c {
+        Command::Kv(op) => kv(op),
+        Command::Txn(ops) => ops.iter().map(|o| if let TxnOp::Kv(op) = o { kv(op) } else { 256 }).sum(),
+        Command::Batch(cs) => cs.iter().map(payload_hint).sum(),
+        _ => 256,
     }
 }
 
@@ -991,5 +1020,33 @@ fn kv_op(verb: KvVerb) -> &'static str {
         KvVerb::DeleteCas => "delete-cas",
         KvVerb::DeleteTree => "delete-tree",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use crate::state::kv::KvOp;
+
+    fn put(bytes: usize) -> Command {
+        Command::Kv(KvOp { value: Some(vec![b'v'; bytes]), ..KvOp::new(KvVerb::Set, "k") })
+    }
+
+    #[test]
+    fn a_batch_stops_at_a_megabyte_of_values_but_takes_at_least_one_write() {
+        let (tx, mut rx) = mpsc::channel(1024);
+        for _ in 0..10 {
+            tx.try_send(put(300 * 1024)).unwrap();
+        }
+        // 4 × 300 KiB passes 1 MiB: the fourth is the last in the batch.
+        assert_eq!(take_batch(put(300 * 1024), &mut rx, payload_hint).len(), 4);
+        // One write bigger than the cap goes alone.
+        assert_eq!(take_batch(put(2 << 20), &mut rx, payload_hint).len(), 1);
+        // Small writes fill a batch up to its count.
+        let (tx, mut rx) = mpsc::channel(1024);
+        for _ in 0..1000 {
+            tx.try_send(put(10)).unwrap();
+        }
+        assert_eq!(take_batch(put(10), &mut rx, payload_hint).len(), MAX_BATCH);
     }
 }
