@@ -21,6 +21,15 @@ def load(name):
         return None
 
 
+def text(name):
+    """The contents of RESULTS_DIR/name, or None when the run did not write it."""
+    try:
+        with open(os.path.join(results, name)) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def ms(r, field):
     lat = r and r.get("latency")
     return f"{lat[field]:.2f}" if lat else "-"
@@ -86,14 +95,9 @@ for w in watchers:
     f = r.get("fanout") or {}
     last = f.get("last_watcher")
     lw = f"{last['p50']:.1f} / {last['p99']:.1f} / {last['max']:.1f}" if last else "-"
-    try:
-        cpu = f"{float(open(os.path.join(results, f'watch-{w}.cpu')).read()):.2f}"
-    except (OSError, ValueError):
-        cpu = "-"
-    try:
-        rss = f"{int(open(os.path.join(results, f'watch-{w}.rss')).read()) / 1024:.0f} MiB"
-    except (OSError, ValueError):
-        rss = "-"
+    cpu_text, rss_text = text(f"watch-{w}.cpu"), text(f"watch-{w}.rss")
+    cpu = f"{float(cpu_text):.2f}" if cpu_text else "-"
+    rss = f"{int(rss_text) / 1024:.0f} MiB" if rss_text else "-"
     p(f"| {w} | {f.get('writes', '-')} | {r['ops']:,} | {ms(r, 'p50')} / {ms(r, 'p99')} | {lw} | {cpu} | {rss} | {errors(r)} |")
 p("")
 p("### Memory per key of 1 KiB")
@@ -105,11 +109,11 @@ p("")
 p("| system | keys | RSS before | RSS after | growth | raw key+value bytes | growth / raw |")
 p("|---|---|---|---|---|---|---|")
 for sysname in ("sekisho", "etcd"):
-    try:
-        before, after, keys = (int(x) for x in open(os.path.join(results, f"{sysname}-mem.rss")).read().split())
-    except (OSError, ValueError):
+    fields = (text(f"{sysname}-mem.rss") or "").split()
+    if len(fields) != 3:
         p(f"| {sysname} | no measurement | | | | | |")
         continue
+    before, after, keys = (int(x) for x in fields)
     raw = sum(len(f"mem/{n}") + 1024 for n in range(keys))
     growth = (after - before) * 1024
     p(f"| {sysname} | {keys:,} | {before / 1024:.0f} MiB | {after / 1024:.0f} MiB | {growth / 2**20:.0f} MiB | {raw / 2**20:.0f} MiB | {growth / raw:.2f}x |")
@@ -123,11 +127,11 @@ p("")
 p("| system | rounds | median ms | max ms | min ms | timeouts |")
 p("|---|---|---|---|---|---|")
 for sysname in ("sekisho", "etcd"):
-    try:
-        lines = open(os.path.join(results, f"{sysname}-failover.txt")).read().split()
-    except OSError:
+    lines = text(f"{sysname}-failover.txt")
+    if lines is None:
         p(f"| {sysname} | no measurement | | | | |")
         continue
+    lines = lines.split()
     times = sorted(int(x) for x in lines if x.isdigit())
     timeouts = len(lines) - len(times)
     if times:
